@@ -1,0 +1,1 @@
+"""Mapping files: load YAML, check it, and build the typed model."""

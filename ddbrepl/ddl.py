@@ -1,0 +1,192 @@
+"""Target-table DDL from the mappings: SQLAlchemy MetaData, reflection diff, SQL rendered offline.
+
+SQLAlchemy lives only here. Its PostgreSQL dialect renders CREATE TABLE and quotes every identifier; statements
+are returned as text so that the runner can print them (``--dry-run``) or execute them in one transaction
+together with the control-schema migrations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.schema import CreateColumn, CreateSchema, CreateTable
+
+from ddbrepl.mapping.model import (
+    DELETED_COLUMN,
+    SEQ_COLUMN,
+    SYNCED_COLUMN,
+    Column,
+    Mapping,
+    SqlType,
+    TableRef,
+)
+
+DIALECT = pg.dialect()
+_SCALARS: dict[str, Any] = {
+    "smallint": sa.SmallInteger,
+    "integer": sa.Integer,
+    "bigint": sa.BigInteger,
+    "real": pg.REAL,
+    "double precision": pg.DOUBLE_PRECISION,
+    "boolean": sa.Boolean,
+    "text": sa.Text,
+    "date": sa.Date,
+    "timestamp": lambda: sa.TIMESTAMP(timezone=False),
+    "timestamptz": lambda: sa.TIMESTAMP(timezone=True),
+    "uuid": pg.UUID,
+    "json": pg.JSON,
+    "jsonb": pg.JSONB,
+    "bytea": pg.BYTEA,
+    "inet": pg.INET,
+}
+
+
+def sa_type(t: SqlType) -> Any:
+    """The SQLAlchemy type for a mapping type."""
+    if t.base == "varchar":
+        base: Any = sa.String(t.length)
+    elif t.base == "numeric":
+        base = sa.Numeric(t.precision, t.scale) if t.precision is not None else sa.Numeric()
+    else:
+        base = _SCALARS[t.base]()
+    return pg.ARRAY(base) if t.array else base
+
+
+def _column(c: Column, *, primary_key: bool | None = None) -> sa.Column[Any]:
+    pk = c.primary_key if primary_key is None else primary_key
+    return sa.Column(c.name, sa_type(c.sql_type), primary_key=pk, nullable=not pk and c.nullable,
+                     autoincrement=False)
+
+
+def _bookkeeping(m: Mapping) -> list[sa.Column[Any]]:
+    cols: list[sa.Column[Any]] = [
+        sa.Column(SEQ_COLUMN, sa.Numeric(40, 0), comment="stream sequence of the last applied change; NULL: backfill"),
+        sa.Column(SYNCED_COLUMN, sa.TIMESTAMP(timezone=True), nullable=False, server_default=sa.text("now()")),
+    ]
+    if "soft" in (m.delete, m.ttl_delete):
+        cols.append(sa.Column(DELETED_COLUMN, sa.TIMESTAMP(timezone=True)))
+    return cols
+
+
+def metadata(mappings: Sequence[Mapping]) -> sa.MetaData:
+    """One MetaData holding every target and child table of ``mappings``."""
+    md = sa.MetaData()
+    for m in mappings:
+        parent = sa.Table(m.target.table, md, *[_column(c) for c in m.columns], *_bookkeeping(m),
+                          schema=m.target.schema)
+        keys = m.key_columns
+        for child in m.children:
+            parent_cols = [_column(k, primary_key=True) for k in keys]
+            sa.Table(
+                child.target.table, md, *parent_cols, *[_column(c) for c in child.columns],
+                sa.ForeignKeyConstraint([k.name for k in keys], [parent.c[k.name] for k in keys], ondelete="CASCADE"),
+                schema=child.target.schema,
+            )
+    return md
+
+
+def _ref(t: sa.Table) -> TableRef:
+    return TableRef(t.schema or "public", t.name)
+
+
+def _render_type(t: Any) -> str:
+    return str(t.compile(dialect=DIALECT))
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What init-schema will do: statements to run, and destructive changes that need consent."""
+
+    statements: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()
+    """Human-readable destructive changes (type change, dropped column, new primary key)."""
+    destructive: tuple[str, ...] = ()
+    """The statements that would perform ``refused`` with ``--allow-destructive``."""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def empty(self) -> bool:
+        return not self.statements and not self.refused
+
+
+def _create(md: sa.MetaData, tables: Sequence[sa.Table], schemas: set[str]) -> list[str]:
+    out = [str(CreateSchema(s, if_not_exists=True).compile(dialect=DIALECT)).strip() for s in sorted(schemas)]
+    ordered = [t for t in md.sorted_tables if t in tables]
+    return out + [str(CreateTable(t).compile(dialect=DIALECT)).strip() for t in ordered]
+
+
+def plan_offline(mappings: Sequence[Mapping]) -> Plan:
+    """Everything created from nothing: what ``--dry-run`` prints without a database."""
+    md = metadata(mappings)
+    schemas = {t.schema for t in md.sorted_tables if t.schema and t.schema != "public"}
+    return Plan(tuple(_create(md, list(md.sorted_tables), schemas)))
+
+
+def _engine(url: str) -> sa.Engine:
+    return sa.create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(url), poolclass=sa.NullPool)
+
+
+def plan_live(mappings: Sequence[Mapping], url: str) -> Plan:
+    """Diff the mappings against the live database by reflection."""
+    md = metadata(mappings)
+    engine = _engine(url)
+    try:
+        with engine.connect() as conn:
+            insp = sa.inspect(conn)
+            existing_schemas = set(insp.get_schema_names())
+            missing: list[sa.Table] = []
+            add: list[str] = []
+            refused: list[str] = []
+            destructive: list[str] = []
+            notes: list[str] = []
+            prep = DIALECT.identifier_preparer
+            for table in md.sorted_tables:
+                schema = table.schema or "public"
+                if schema not in existing_schemas or not insp.has_table(table.name, schema=schema):
+                    missing.append(table)
+                    continue
+                live = {c["name"]: c for c in insp.get_columns(table.name, schema=schema)}
+                qualified = prep.format_table(table)
+                for col in table.columns:
+                    if col.name not in live:
+                        sql = str(CreateColumn(col).compile(dialect=DIALECT)).strip()
+                        if not col.nullable and col.server_default is None:
+                            sql = sql.replace(" NOT NULL", "")
+                            notes.append(f"{_ref(table)}.{col.name} is added as nullable: existing rows have no "
+                                         "value until the next backfill")
+                        add.append(f"ALTER TABLE {qualified} ADD COLUMN {sql}")
+                        continue
+                    want, have = _render_type(col.type), _render_type(live[col.name]["type"])
+                    if want != have:
+                        refused.append(f"{_ref(table)}.{col.name}: type {have} -> {want}")
+                        quoted = prep.quote(col.name)
+                        destructive.append(f"ALTER TABLE {qualified} ALTER COLUMN {quoted} TYPE {want} "
+                                           f"USING {quoted}::{want}")
+                for name in live:
+                    if name not in table.columns:
+                        refused.append(f"{_ref(table)}.{name}: column no longer mapped (would be dropped)")
+                        destructive.append(f"ALTER TABLE {qualified} DROP COLUMN {prep.quote(name)}")
+                pk = insp.get_pk_constraint(table.name, schema=schema)
+                want_pk = [c.name for c in table.primary_key.columns]
+                if list(pk.get("constrained_columns") or []) != want_pk:
+                    refused.append(f"{_ref(table)}: primary key ({', '.join(pk.get('constrained_columns') or [])}) "
+                                   f"-> ({', '.join(want_pk)})")
+                    if pk.get("name"):
+                        destructive.append(f"ALTER TABLE {qualified} DROP CONSTRAINT {prep.quote(pk['name'])}")
+                    destructive.append(f"ALTER TABLE {qualified} ADD PRIMARY KEY ("
+                                       + ", ".join(prep.quote(c) for c in want_pk) + ")")
+            schemas = {t.schema for t in missing if t.schema and t.schema not in existing_schemas}
+            statements = _create(md, missing, schemas) + add
+            return Plan(tuple(statements), tuple(refused), tuple(destructive), tuple(notes))
+    finally:
+        engine.dispose()
+
+
+def render(statements: Sequence[str]) -> str:
+    """Statements as one SQL script."""
+    return "".join(s.rstrip().rstrip(";") + ";\n\n" for s in statements)

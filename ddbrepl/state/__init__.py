@@ -1,0 +1,1 @@
+"""ddbrepl's own state in PostgreSQL (schema `ddbrepl`). Functions take a connection and never commit."""

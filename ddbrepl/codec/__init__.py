@@ -1,0 +1,13 @@
+"""The codec: DynamoDB JSON → exact Python values → PostgreSQL-ready rows, or a dead-letter reason.
+
+Entry points: `compile_mapping` (one Mapping → a Converter called per RawChange) and `route` (several mappings
+reading one table). Submodules: `attrs` decodes attribute values, `paths` reads attribute paths lazily,
+`transforms` and `convert` shape values per column, `rows` puts it together.
+"""
+
+from __future__ import annotations
+
+from ddbrepl.codec.reject import Reject
+from ddbrepl.codec.rows import Converter, compile_mapping, route
+
+__all__ = ["Converter", "Reject", "compile_mapping", "route"]

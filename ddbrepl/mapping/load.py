@@ -26,6 +26,8 @@ class LoadedFile:
     doc: Any
     index: dict[JsonPath, tuple[int, int]]
     problems: tuple[Problem, ...] = ()
+    key_index: dict[JsonPath, tuple[int, int]] | None = None
+    """Where the key (not the value) of a mapping entry stands, for "unknown key" messages."""
 
     def where(self, path: JsonPath) -> tuple[int, int]:
         """The position of ``path``, or of its nearest located ancestor."""
@@ -33,8 +35,11 @@ class LoadedFile:
             path = path[:-1]
         return self.index.get(path, (1, 1))
 
-    def problem(self, path: JsonPath, message: str) -> Problem:
-        line, col = self.where(path)
+    def problem(self, path: JsonPath, message: str, *, at_key: bool = False) -> Problem:
+        if at_key and self.key_index and path in self.key_index:
+            line, col = self.key_index[path]
+        else:
+            line, col = self.where(path)
         return Problem(str(self.path), line, col, message)
 
 
@@ -47,6 +52,7 @@ class _Builder:
         self.loader = loader
         self.path = path
         self.index: dict[JsonPath, tuple[int, int]] = {}
+        self.key_index: dict[JsonPath, tuple[int, int]] = {}
         self.problems: list[Problem] = []
 
     def build(self, node: yaml.Node, where: JsonPath) -> Any:
@@ -62,6 +68,7 @@ class _Builder:
                     self.problems.append(
                         Problem(str(self.path), line, col, f"duplicate key {key!r}; keep one of them")
                     )
+                self.key_index[(*where, key)] = _mark(key_node)
                 out[key] = self.build(value_node, (*where, key))
             return out
         if isinstance(node, yaml.SequenceNode):
@@ -79,14 +86,19 @@ def load_file(path: Path) -> LoadedFile:
     try:
         node = loader.get_single_node()
         if node is None:
-            return LoadedFile(path, None, {}, (Problem(str(path), 1, 1, "the file is empty; a mapping starts with `version: 1`"),))
+            empty = Problem(str(path), 1, 1, "the file is empty; a mapping starts with `version: 1`")
+            return LoadedFile(path, None, {}, (empty,))
         builder = _Builder(loader, path)
         doc = builder.build(node, ())
-        return LoadedFile(path, doc, builder.index, tuple(builder.problems))
+        return LoadedFile(path, doc, builder.index, tuple(builder.problems), builder.key_index)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        reason = f"{exc.problem or 'invalid YAML'}" + (f" ({exc.context})" if exc.context else "")
+        reason = f"{exc.problem or 'invalid YAML'}"
+        if exc.context:
+            started = exc.context_mark
+            at = f" started at line {started.line + 1}, column {started.column + 1}" if started else ""
+            reason += f" ({exc.context}{at})"
         return LoadedFile(path, None, {}, (Problem(str(path), line, col, f"YAML syntax error: {reason}"),))
     except yaml.YAMLError as exc:
         return LoadedFile(path, None, {}, (Problem(str(path), 1, 1, f"YAML error: {exc}"),))

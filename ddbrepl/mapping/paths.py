@@ -23,9 +23,8 @@ def _steps(text: str, start: int) -> tuple[str | int, ...]:
             raise ValueError(f"cannot parse attribute path {text!r} at character {pos + 1}")
         if not steps and start == 0 and m.group(0).startswith("["):
             raise ValueError(f"attribute path {text!r} must start with an attribute name")
-        if steps or start > 0:
-            if not (m.group(0).startswith(".") or m.group(0).startswith("[")):
-                raise ValueError(f"expected '.' or '[' in attribute path {text!r} at character {pos + 1}")
+        if (steps or start > 0) and not m.group(0).startswith((".", "[")):
+            raise ValueError(f"expected '.' or '[' in attribute path {text!r} at character {pos + 1}")
         if m.group(3) is not None:
             steps.append(int(m.group(3)))
         else:
@@ -49,7 +48,8 @@ def parse_path(text: str, *, in_child: bool = False) -> AttrPath:
     if text.startswith("$event"):
         field = text[len("$event.") :] if text.startswith("$event.") else ""
         if field not in EVENT_FIELDS:
-            raise ValueError(f"unknown stream field {text!r}; use one of " + ", ".join(f"$event.{f}" for f in EVENT_FIELDS))
+            choices = ", ".join(f"$event.{f}" for f in EVENT_FIELDS)
+            raise ValueError(f"unknown stream field {text!r}; use one of {choices}")
         return AttrPath("event", (field,), text)
     if text.startswith("$"):
         head = re.match(r"\$([a-z]+)", text)

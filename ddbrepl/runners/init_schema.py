@@ -41,14 +41,14 @@ def init_schema(settings: Settings, *, tables: tuple[str, ...] = (), dry_run: bo
         stmts = migrate.statements(migrate.available()) + list(ddl.plan_offline(mappings).statements)
         return Outcome(tuple(stmts), applied=False)
     url = settings.require_database()
-    plan = ddl.plan_live(mappings, url)
-    if plan.refused and not allow_destructive:
-        raise SchemaDrift(
-            "refusing destructive schema changes:\n  " + "\n  ".join(plan.refused),
-            "re-run with --allow-destructive to apply them (data in changed columns is converted or lost), or "
-            "change the mapping back",
-        )
     with connect(url) as conn:
+        plan = ddl.plan_live(mappings, url)
+        if plan.refused and not allow_destructive:
+            raise SchemaDrift(
+                "refusing destructive schema changes:\n  " + "\n  ".join(plan.refused),
+                "re-run with --allow-destructive to apply them (data in changed columns is converted or lost), "
+                "or change the mapping back",
+            )
         pending = migrate.pending(conn)
         stmts = migrate.statements(pending) + list(plan.statements)
         if allow_destructive:

@@ -1,0 +1,232 @@
+"""psycopg.sql builders for the sink: staging tables, COPY, merge, delete-using, children, tombstones.
+
+Only identifiers are composed here, always through ``sql.Identifier``; no builder ever sees a value. Values reach
+the server as COPY data or as the named parameters a builder documents (``%(target_table)s``,
+``%(source_table)s``). Builders are pure, so their SQL can be read in tests without a server.
+
+Guards (DESIGN §4) decide whether a staged row may overwrite what the target holds:
+- ``"none"``: stream, Lambda and repair changes overwrite unconditionally; ordering comes from reading shards in
+  lineage order, never from comparing sequence numbers across rows.
+- ``"backfill"``: scan and export rows (``_ddb_seq`` NULL) never overwrite a row a stream change wrote, and never
+  recreate a tombstoned key.
+- ``"replay"``: a replayed dead letter never overwrites a row with a newer sequence, nor a key tombstoned later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from psycopg import sql
+
+from ddbrepl.mapping.model import DELETED_COLUMN, SEQ_COLUMN, SYNCED_COLUMN, TableRef
+
+Guard = Literal["none", "backfill", "replay"]
+
+TOMBSTONES = sql.Identifier("ddbrepl", "tombstones")
+BACKFILLS = sql.Identifier("ddbrepl", "backfills")
+SOFT_FLAG = "_ddb_soft"
+"""Boolean column of the delete staging table: True for a soft delete (set deleted_at), False for a hard one."""
+
+_SEQ = sql.Identifier(SEQ_COLUMN)
+_SYNCED = sql.Identifier(SYNCED_COLUMN)
+_DELETED = sql.Identifier(DELETED_COLUMN)
+
+
+def table(ref: TableRef) -> sql.Identifier:
+    """The schema-qualified identifier of a target or child table."""
+    return sql.Identifier(ref.schema, ref.table)
+
+
+def names(columns: Sequence[str], alias: str | None = None) -> sql.Composed:
+    """``a, b, c`` or, with an alias, ``s.a, s.b, s.c``."""
+    if alias is None:
+        return sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    return sql.SQL(", ").join(sql.Identifier(alias, c) for c in columns)
+
+
+def match(left: str, right: str, keys: Sequence[str]) -> sql.Composed:
+    """``l.k1 = r.k1 AND l.k2 = r.k2``: equality on every key column."""
+    return sql.SQL(" AND ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(left, k), sql.Identifier(right, k)) for k in keys
+    )
+
+
+def key_json(alias: str, keys: Sequence[str]) -> sql.Composed:
+    """The primary key as a JSON array in key-column order: the form ``ddbrepl.tombstones.key`` stores."""
+    return sql.SQL("jsonb_build_array({})").format(names(keys, alias))
+
+
+def create_staging(
+    staging: str, source: sql.Identifier, columns: Sequence[str], *, soft_flag: bool = False
+) -> sql.Composed:
+    """A temporary table with the types (not the constraints) of ``columns`` of ``source``; dropped at commit.
+
+    ``CREATE … AS SELECT … WITH NO DATA`` copies the exact column types (varchar(n), numeric(p,s), arrays) so COPY
+    parses values exactly as the target would, while NOT NULL and defaults stay behind.
+    """
+    extra = sql.SQL(", CAST(NULL AS boolean) AS {}").format(sql.Identifier(SOFT_FLAG)) if soft_flag else sql.SQL("")
+    return sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {}{} FROM {} WITH NO DATA").format(
+        sql.Identifier(staging), names(columns), extra, source
+    )
+
+
+def create_keys_table(staging: str, source: sql.Identifier, keys: Sequence[str]) -> sql.Composed:
+    """An empty temporary table holding the key columns of ``source`` (for applied-parent keys)."""
+    return create_staging(staging, source, keys)
+
+
+def drop(tables: Sequence[str]) -> sql.Composed:
+    """Drop staging tables now, so that a second apply in the same transaction can create them again."""
+    return sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(", ").join(sql.Identifier(t) for t in tables))
+
+
+def copy(staging: str, columns: Sequence[str], *, binary: bool = False) -> sql.Composed:
+    """``COPY staging (columns) FROM STDIN``, text or binary format."""
+    fmt = sql.SQL(" (FORMAT BINARY)") if binary else sql.SQL("")
+    return sql.SQL("COPY {} ({}) FROM STDIN{}").format(sql.Identifier(staging), names(columns), fmt)
+
+
+def _tombstone_filter(alias: str, keys: Sequence[str], guard: Guard) -> sql.Composable:
+    """Anti-join against tombstones: any tombstone blocks a backfill row; a later one blocks a replay."""
+    if guard == "none":
+        return sql.SQL("")
+    base = sql.SQL(
+        " WHERE NOT EXISTS (SELECT 1 FROM {} AS tb WHERE tb.target_table = %(target_table)s AND tb.key = {}"
+    ).format(TOMBSTONES, key_json(alias, keys))
+    if guard == "backfill":
+        return base + sql.SQL(")")
+    return base + sql.SQL(" AND ({s} IS NULL OR tb.sequence > {s}))").format(s=sql.Identifier(alias, SEQ_COLUMN))
+
+
+def _row_guard(target: str, incoming: sql.Composable, guard: Guard) -> sql.Composable:
+    """The condition under which an incoming change may overwrite or delete the existing target row."""
+    seq = sql.Identifier(target, SEQ_COLUMN)
+    if guard == "backfill":
+        return sql.SQL("{} IS NULL").format(seq)
+    if guard == "replay":
+        return sql.SQL("({0} IS NULL OR {0} < {1})").format(seq, incoming)
+    return sql.SQL("true")
+
+
+def merge(
+    target: sql.Identifier,
+    staging: str,
+    columns: Sequence[str],
+    keys: Sequence[str],
+    *,
+    guard: Guard,
+    soft: bool,
+    applied_into: str | None = None,
+) -> sql.Composed:
+    """One ``INSERT … SELECT … ON CONFLICT (pk) DO UPDATE`` from the staging table into the target.
+
+    Every staged row sets ``_ddb_seq`` from the staging table and ``_ddb_synced_at`` to the transaction time; an
+    upsert clears ``deleted_at`` (``soft``). The statement's rowcount is the number of rows inserted or updated,
+    so ``staged - rowcount`` rows were refused by the guard. With ``applied_into`` the keys of the applied rows
+    are inserted into that table (to replace their children), and the rowcount is still the applied count.
+    Parameters: ``%(target_table)s`` ("schema.table") when the guard reads tombstones.
+    """
+    updates = [sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in columns if c not in keys]
+    updates.append(sql.SQL("{0} = EXCLUDED.{0}").format(_SEQ))
+    updates.append(sql.SQL("{0} = EXCLUDED.{0}").format(_SYNCED))
+    if soft:
+        updates.append(sql.SQL("{} = NULL").format(_DELETED))
+    where: sql.Composable = sql.SQL("")
+    if guard != "none":
+        where = sql.SQL(" WHERE ") + _row_guard("t", sql.SQL("EXCLUDED.{}").format(_SEQ), guard)
+    stmt = sql.SQL(
+        "INSERT INTO {target} AS t ({cols}, {seq}, {synced}) SELECT {scols}, {sseq}, now() FROM {staging} AS s{tomb}"
+        " ON CONFLICT ({keys}) DO UPDATE SET {updates}{where}"
+    ).format(
+        target=target,
+        cols=names(columns),
+        seq=_SEQ,
+        synced=_SYNCED,
+        scols=names(columns, "s"),
+        sseq=sql.Identifier("s", SEQ_COLUMN),
+        staging=sql.Identifier(staging),
+        tomb=_tombstone_filter("s", keys, guard),
+        keys=names(keys),
+        updates=sql.SQL(", ").join(updates),
+        where=where,
+    )
+    if applied_into is None:
+        return stmt
+    return sql.SQL("WITH applied AS ({} RETURNING {}) INSERT INTO {} ({}) SELECT {} FROM applied").format(
+        stmt, names(keys, "t"), sql.Identifier(applied_into), names(keys), names(keys)
+    )
+
+
+def delete_hard(target: sql.Identifier, staging: str, keys: Sequence[str], *, guard: Guard) -> sql.Composed:
+    """``DELETE … USING`` the staged keys whose soft flag is false; child rows go by the FK cascade."""
+    return sql.SQL("DELETE FROM {} AS t USING {} AS s WHERE {} AND NOT s.{} AND {}").format(
+        target,
+        sql.Identifier(staging),
+        match("t", "s", keys),
+        sql.Identifier(SOFT_FLAG),
+        _row_guard("t", sql.Identifier("s", SEQ_COLUMN), guard),
+    )
+
+
+def delete_soft(target: sql.Identifier, staging: str, keys: Sequence[str], *, guard: Guard) -> sql.Composed:
+    """Mark the staged keys whose soft flag is true as deleted; the first deletion time is kept."""
+    return sql.SQL(
+        "UPDATE {target} AS t SET {deleted} = COALESCE(t.{deleted}, now()), {seq} = s.{seq}, {synced} = now()"
+        " FROM {staging} AS s WHERE {match} AND s.{flag} AND {guard}"
+    ).format(
+        target=target,
+        deleted=_DELETED,
+        seq=_SEQ,
+        synced=_SYNCED,
+        staging=sql.Identifier(staging),
+        match=match("t", "s", keys),
+        flag=sql.Identifier(SOFT_FLAG),
+        guard=_row_guard("t", sql.Identifier("s", SEQ_COLUMN), guard),
+    )
+
+
+def write_tombstones(staging: str, keys: Sequence[str], *, guard: Guard) -> sql.Composed:
+    """Record a tombstone per staged key, but only while a backfill of the source table is running.
+
+    The running-backfill test is inside the statement, so a batch pays one round trip whether or not a backfill
+    runs. A stream tombstone replaces an older one (last wins, as for rows); a replayed one only raises the
+    sequence. Parameters: ``%(target_table)s`` ("schema.table"), ``%(source_table)s`` (DynamoDB table name).
+    """
+    on_conflict = sql.SQL("")
+    if guard == "replay":
+        on_conflict = sql.SQL(" WHERE tb.sequence IS NULL OR tb.sequence < EXCLUDED.sequence")
+    return sql.SQL(
+        "INSERT INTO {tomb} AS tb (target_table, key, sequence) SELECT %(target_table)s, {key}, s.{seq} FROM {staging}"
+        " AS s WHERE EXISTS (SELECT 1 FROM {backfills} AS b WHERE b.source_table = %(source_table)s AND"
+        " b.finished_at IS NULL) ON CONFLICT (target_table, key) DO UPDATE SET sequence = EXCLUDED.sequence,"
+        " deleted_at = now(){where}"
+    ).format(
+        tomb=TOMBSTONES,
+        key=key_json("s", keys),
+        seq=_SEQ,
+        staging=sql.Identifier(staging),
+        backfills=BACKFILLS,
+        where=on_conflict,
+    )
+
+
+def delete_children(child: sql.Identifier, applied: str, parent_keys: Sequence[str]) -> sql.Composed:
+    """Remove every child row of the parents listed in ``applied`` (their children are about to be replaced)."""
+    return sql.SQL("DELETE FROM {} AS c USING {} AS a WHERE {}").format(
+        child, sql.Identifier(applied), match("c", "a", parent_keys)
+    )
+
+
+def insert_children(
+    child: sql.Identifier, staging: str, applied: str, columns: Sequence[str], parent_keys: Sequence[str]
+) -> sql.Composed:
+    """Insert the staged child rows whose parent upsert applied (``columns`` include the parent key)."""
+    return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} AS cs JOIN {} AS a ON {}").format(
+        child,
+        names(columns),
+        names(columns, "cs"),
+        sql.Identifier(staging),
+        sql.Identifier(applied),
+        match("cs", "a", parent_keys),
+    )

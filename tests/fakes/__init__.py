@@ -1,0 +1,1 @@
+"""Fakes at client boundaries, for cases no emulator can produce (named as fakes, used only by tests)."""

@@ -112,13 +112,16 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
 def decode(av: Mapping[str, Any]) -> Any:
     """Decode one attribute value, e.g. ``{"S": "x"}`` → ``"x"``; nested M/L/sets are decoded fully."""
     # The two commonest tags are probed first; the rest go through the table.
-    raw = av.get("S")
-    if raw is not None and type(raw) is str:
-        return raw
-    raw = av.get("N")
-    if raw is not None:
-        return number(raw)
-    if len(av) != 1:
+    if len(av) == 1:
+        raw = av.get("S")
+        if raw is not None and type(raw) is str:
+            return raw
+        raw = av.get("N")
+        if raw is not None:
+            return number(raw)
+    elif not isinstance(av, Mapping):
+        raise Reject(f'an attribute value is an object like {{"S": …}}, got {type(av).__name__}', av)
+    else:
         raise Reject(f"an attribute value has exactly one type tag, got {sorted(av)!r}", dict(av))
     for tag, raw in av.items():
         decoder = _DECODERS.get(tag)

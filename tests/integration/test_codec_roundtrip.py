@@ -1,0 +1,199 @@
+"""Property: any item boto3 can write survives codec → PostgreSQL (COPY) → read back, exactly.
+
+Items come from boto3's TypeSerializer over every type, nested 4 deep. The whole item goes to a jsonb column
+through ``$item``; typed columns (numeric, text, bytea, boolean, text[], numeric[], bigint, timestamptz) read
+attributes of known types. Numbers are compared as Decimal (jsonb text parsed without floats), sets as sets.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from ddbrepl.codec import compile_mapping
+from ddbrepl.mapping.model import Transform
+from ddbrepl.records import RawChange, Rejected, Upsert
+from tests.unit.codec.helpers import col, mapping
+from tests.unit.codec.strategies import dynamo_numbers, items, serialize, text_values
+
+COLUMNS = ("pk", "doc", "n", "s", "b", "flag", "ss", "ns", "i", "at")
+DDL = """
+CREATE TABLE roundtrip (
+    pk bigint PRIMARY KEY, doc jsonb NOT NULL, n numeric, s text, b bytea, flag boolean,
+    ss text[], ns numeric[], i bigint, at timestamptz
+)
+"""
+MAPPING = mapping(
+    col("pk", "pk", "bigint", primary_key=True),
+    col("doc", "$item", "jsonb"),
+    col("n", "n", "numeric"),
+    col("s", "s", "text"),
+    col("b", "b", "bytea"),
+    col("flag", "flag", "boolean"),
+    col("ss", "ss", "text[]"),
+    col("ns", "ns", "numeric[]"),
+    col("i", "i", "bigint"),
+    col("at", "at", "timestamptz", Transform("epoch", "millis")),
+)
+CONVERT = compile_mapping(MAPPING)
+_pks = itertools.count(1)
+
+typed = st.fixed_dictionaries(
+    {},
+    optional={
+        "n": dynamo_numbers(),
+        "s": text_values,
+        "b": st.binary(max_size=32),
+        "flag": st.booleans(),
+        "ss": st.sets(text_values, min_size=1, max_size=5),
+        "ns": st.sets(dynamo_numbers(), min_size=1, max_size=5),
+        "i": st.integers(min_value=-(2**63), max_value=2**63 - 1).map(Decimal),
+        "at": st.integers(min_value=-62_135_596_800_000, max_value=253_402_300_799_999).map(Decimal),
+    },
+)
+
+
+def _plain(value: Any) -> Any:
+    """What jsonb must hold for a decoded value: sets as sorted arrays, bytes as base64, numbers as Decimal."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return [_plain(v) for v in sorted(value)]
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value
+
+
+def _same(expected: Any, got: Any) -> bool:
+    """Deep equality that tells booleans from numbers (True == Decimal(1) in Python) and compares Decimals by value."""
+    if isinstance(expected, bool) or isinstance(got, bool):
+        return type(expected) is type(got) and expected == got
+    if isinstance(expected, dict):
+        return (
+            isinstance(got, dict)
+            and expected.keys() == got.keys()
+            and all(_same(v, got[k]) for k, v in expected.items())
+        )
+    if isinstance(expected, list):
+        return isinstance(got, list) and len(expected) == len(got) and all(map(_same, expected, got))
+    return type(expected) is type(got) and expected == got
+
+
+def _roundtrip(conn: psycopg.Connection[Any], raw: dict[str, Any]) -> tuple[Any, ...]:
+    """Convert one item as an INSERT, COPY its row in as the sink does, and read it back (jsonb as text)."""
+    op = CONVERT(RawChange("INSERT", {"pk": raw["pk"]}, new_image=raw))
+    assert isinstance(op, Upsert), op
+    with conn.cursor() as cur:
+        with cur.copy("COPY roundtrip ({}) FROM STDIN".format(", ".join(COLUMNS))) as copy:
+            copy.write_row(op.values)
+        cur.execute("SELECT doc::text, n, s, b, flag, ss, ns, i, at FROM roundtrip WHERE pk = %s", op.key)
+        row = cur.fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+@pytest.fixture(scope="module")
+def conn(pg_server_url: str) -> Any:
+    """One database for the module: hypothesis runs many examples against one table."""
+    import uuid
+
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    name = f"t_codec_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with psycopg.connect(make_conninfo(pg_server_url, dbname=name), autocommit=True) as c:
+        c.execute(DDL)
+        yield c
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(extra=items(depth=4), known=typed)
+@example(
+    extra={
+        "edge": {
+            "n38": Decimal("12345678901234567890123456789012345678"),
+            "neg0": Decimal("-0"),
+            "big": Decimal("1E+125"),
+            "tiny": Decimal("1E-130"),
+            "empty": [b"", "", {}, []],
+            "uni": "héllo ☃ 𝄞 \u200b",
+            "sets": [{"b", "a"}, {Decimal("2"), Decimal("-1.5")}, {b"\x01", b"\x00"}],
+            "deep": {"a": [{"b": [{"c": True}]}]},
+        }
+    },
+    known={
+        "n": Decimal("9.9999999999999999999999999999999999999E+125"),
+        "s": "",
+        "b": b"",
+        "ss": {"{", '"q"', "a,b", "\\", "NULL"},
+        "ns": {Decimal("1E-130"), Decimal("-0.5")},
+        "i": Decimal(-(2**63)),
+        "at": Decimal(1700000000123),
+    },
+)
+def test_items_survive_the_round_trip(
+    conn: psycopg.Connection[Any], extra: dict[str, Any], known: dict[str, Any]
+) -> None:
+    pk = next(_pks)
+    item = {**{k: v for k, v in extra.items() if k not in COLUMNS}, **known, "pk": Decimal(pk)}
+    doc_text, n, s, b, flag, ss, ns, i, at = _roundtrip(conn, serialize(item))
+
+    doc = json.loads(doc_text, parse_float=Decimal, parse_int=Decimal)
+    assert _same(_plain(item), doc)
+    assert n == known.get("n") and (n is None or isinstance(n, Decimal))
+    assert s == known.get("s")
+    assert b == known.get("b")
+    assert flag is known.get("flag")
+    assert (None if ss is None else set(ss)) == known.get("ss") and (ss is None or ss == sorted(ss))
+    assert (None if ns is None else set(ns)) == known.get("ns") and (ns is None or ns == sorted(ns))
+    assert i == known.get("i")
+    expected_at = (
+        None if "at" not in known else datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(known["at"]))
+    )
+    assert at == expected_at
+
+
+def test_values_postgresql_would_refuse_are_rejected_before_copy(conn: psycopg.Connection[Any]) -> None:
+    """NUL in text and jsonb, and a number bigint cannot hold: the codec refuses, COPY never sees them."""
+    for attrs in (
+        {"s": {"S": "a\x00b"}},
+        {"ss": {"SS": ["x\x00"]}},
+        {"deep": {"M": {"k": {"S": "\x00"}}}},
+        {"i": {"N": "9223372036854775808"}},
+        {"i": {"N": "1.5"}},
+    ):
+        raw = {"pk": {"N": "0"}, **attrs}
+        op = CONVERT(RawChange("INSERT", {"pk": raw["pk"]}, new_image=raw))
+        assert isinstance(op, Rejected), attrs
+
+
+def test_numbers_as_dynamodb_writes_them_out(conn: psycopg.Connection[Any]) -> None:
+    """DynamoDB returns 1e100 as 101 digits (boto3's TypeDeserializer raises on it): exact in numeric and jsonb."""
+    googol = "1" + "0" * 100
+    raw = {
+        "pk": {"N": str(next(_pks))},
+        "n": {"N": googol},
+        "ns": {"NS": [googol, "1E-130", "-0"]},
+        "m": {"M": {"g": {"N": googol}, "x": {"N": "0.000000000000000000000000000000000000000001"}}},
+    }
+    doc_text, n, _s, _b, _flag, _ss, ns, _i, _at = _roundtrip(conn, raw)
+    assert n == Decimal(googol)
+    assert ns == [Decimal(0), Decimal("1E-130"), Decimal(googol)]
+    doc = json.loads(doc_text, parse_float=Decimal, parse_int=Decimal)
+    assert doc["m"] == {"g": Decimal(googol), "x": Decimal("1E-42")}
+    assert doc["n"] == Decimal(googol)

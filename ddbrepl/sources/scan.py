@@ -108,6 +108,9 @@ def suggest_segments(size_bytes: int, item_count: int) -> int:
     return max(1, min(MAX_SEGMENTS, max(by_size, min(pages, 4))))
 
 
+_EPSILON = 1e-6
+
+
 class RateLimiter:
     """A token bucket over consumed read capacity units per second (``--max-rcu``), shared by segment threads.
 
@@ -139,13 +142,20 @@ class RateLimiter:
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
 
+    @property
+    def balance(self) -> float:
+        """Capacity units available now; negative while a page's cost is being paid back."""
+        with self._lock:
+            self._refill()
+            return self._tokens
+
     def wait(self) -> float:
         """Block until the balance is non-negative; returns the seconds slept (for metrics)."""
         slept = 0.0
         while True:
             with self._lock:
                 self._refill()
-                if self._tokens >= 0:
+                if self._tokens >= -_EPSILON:  # float residue must not turn into endless tiny sleeps
                     return slept
                 delay = -self._tokens / self.rate
             self._sleep(delay)

@@ -165,5 +165,5 @@ def test_a_missing_stream_is_a_source_error() -> None:
 def test_limit_above_the_api_maximum_is_refused_locally() -> None:
     fake = FakeStreams()
     shard = fake.add_shard()
-    with pytest.raises(ValueError, match="1..1000"):
+    with pytest.raises(ValueError, match=r"1\.\.1000"):
         read(fake.client, shard, "whatever", limit=1001)

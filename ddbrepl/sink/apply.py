@@ -9,27 +9,26 @@ runner commits the batch together with its checkpoint, so a crash at any instant
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import orjson
 import psycopg
-from psycopg import pq
+from psycopg import pq, sql
 
-from ddbrepl.mapping.model import SEQ_COLUMN, Mapping
+from ddbrepl.mapping.model import SEQ_COLUMN, Column, Mapping, TableRef
 from ddbrepl.records import ApplyStats, Delete, Op, Origin, Rejected, Upsert
 from ddbrepl.sink import statements as st
 from ddbrepl.state import deadletters
 
 log = logging.getLogger(__name__)
 
-UPSERTS = "_ddbrepl_upserts"
-DELETES = "_ddbrepl_deletes"
-APPLIED = "_ddbrepl_applied"
-CHILD_STAGING = "_ddbrepl_child_{}"
 
 GUARDS: dict[str, st.Guard] = {
     "stream": "none",
@@ -90,14 +89,26 @@ def apply(
         raise psycopg.ProgrammingError("sink.apply needs an open transaction (use conn.transaction())")
     batch = collapse(ops)
     guard = GUARDS[origin]
-    params = {"target_table": str(mapping.target), "source_table": mapping.source_table}
-    upserted = skipped = deleted = children = 0
-    with conn.cursor() as cur:
-        if batch.upserts:
-            upserted, children = _upsert(cur, mapping, batch.upserts, guard, params)
-            skipped = len(batch.upserts) - upserted
-        if batch.deletes:
-            deleted = _delete(cur, mapping, batch.deletes, guard, params)
+    upserted = deleted = children = 0
+    if batch.upserts or batch.deletes:
+        plan = _plan(_signature(mapping))
+        params = {"target_table": str(mapping.target), "source_table": mapping.source_table}
+        with conn.cursor() as cur:
+            cur.execute(plan.prepare)
+            _stage(cur, plan, batch)
+            if batch.upserts:
+                cur.execute(plan.merge[guard], params if guard != "none" else None)
+                upserted = cur.rowcount
+                if mapping.children:
+                    children = _replace_children(cur, plan, batch.upserts)
+            if batch.deletes:
+                cur.execute(plan.tombstones[guard], params)
+                if any(not op.soft for op in batch.deletes):
+                    cur.execute(plan.delete_hard[guard])
+                    deleted += cur.rowcount
+                if any(op.soft for op in batch.deletes):
+                    cur.execute(plan.delete_soft[guard])
+                    deleted += cur.rowcount
     if batch.rejected:
         deadletters.record(
             conn,
@@ -106,12 +117,109 @@ def apply(
             target_table=str(mapping.target),
             origin=origin,
         )
-    stats = ApplyStats(upserted, deleted, skipped, len(batch.rejected), children)
+    stats = ApplyStats(upserted, deleted, len(batch.upserts) - upserted, len(batch.rejected), children)
     log.debug(
         "applied %d upserts (%d skipped), %d deletes, %d children, %d rejected to %s",
         stats.upserts, stats.skipped, stats.deletes, stats.children, stats.rejected, mapping.target,
     )
     return stats
+
+
+@dataclass(frozen=True, slots=True)
+class _ChildPlan:
+    prepare: bytes
+    copy: bytes
+    delete: bytes
+    insert: bytes
+    json_at: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Every statement one mapping needs, rendered once per process; keyed by guard where a guard applies."""
+
+    prepare: bytes
+    copy: bytes
+    merge: dict[str, bytes]
+    tombstones: dict[str, bytes]
+    delete_hard: dict[str, bytes]
+    delete_soft: dict[str, bytes]
+    width: int
+    key_at: tuple[int, ...]
+    json_at: tuple[int, ...]
+    children: tuple[_ChildPlan, ...]
+
+
+_ColumnSig = tuple[tuple[str, str, bool], ...]
+_Signature = tuple[TableRef, _ColumnSig, tuple[str, ...], bool, tuple[tuple[TableRef, _ColumnSig], ...]]
+
+
+def _columns_sig(columns: Sequence[Column]) -> _ColumnSig:
+    return tuple((c.name, c.sql_type.render(), c.sql_type.is_json) for c in columns)
+
+
+def _signature(mapping: Mapping) -> _Signature:
+    """What the statements depend on, hashable (a Mapping may hold unhashable defaults)."""
+    return (
+        mapping.target,
+        _columns_sig(mapping.columns),
+        tuple(c.name for c in mapping.key_columns),
+        mapping.delete == "soft" or mapping.ttl_delete == "soft",
+        tuple((child.target, _columns_sig(child.columns)) for child in mapping.children),
+    )
+
+
+def _temp_name(kind: str, *parts: object) -> str:
+    """A session-temporary table name unique to the table layout it stages (a changed mapping gets a new one)."""
+    return f"_ddbrepl_{kind}_{hashlib.sha1(repr(parts).encode()).hexdigest()[:16]}"
+
+
+def _render(stmt: sql.Composable) -> bytes:
+    return stmt.as_bytes(None)
+
+
+@lru_cache(maxsize=256)
+def _plan(sig: _Signature) -> _Plan:
+    target_ref, cols, keys, soft, children_sig = sig
+    target = st.table(target_ref)
+    columns = [c[0] for c in cols]
+    staged = [*columns, SEQ_COLUMN]
+    staging = _temp_name("stage", sig)
+    guards: tuple[st.Guard, ...] = ("none", "backfill", "replay")
+    applied = _temp_name("applied", sig)
+    child_plans = []
+    for index, (child_ref, child_cols) in enumerate(children_sig):
+        child_table = st.table(child_ref)
+        child_columns = [*keys, *(c[0] for c in child_cols)]
+        child_staging = _temp_name(f"child{index}", sig)
+        child_plans.append(
+            _ChildPlan(
+                prepare=_render(st.prepare_staging(child_staging, child_table, child_columns)),
+                copy=_render(st.copy(child_staging, child_columns)),
+                delete=_render(st.delete_children(child_table, applied, keys)),
+                insert=_render(st.insert_children(child_table, child_staging, applied, child_columns, keys)),
+                json_at=tuple(len(keys) + i for i, c in enumerate(child_cols) if c[2]),
+            )
+        )
+    prepare = st.prepare_staging(staging, target, staged, op=True)
+    if children_sig:
+        prepare = prepare + sql.SQL("; ") + st.prepare_staging(applied, target, keys)
+    applied_into = applied if children_sig else None
+    return _Plan(
+        prepare=_render(prepare),
+        copy=_render(st.copy(staging, [*staged, st.OP_COLUMN])),
+        merge={
+            g: _render(st.merge(target, staging, columns, keys, guard=g, soft=soft, applied_into=applied_into))
+            for g in guards
+        },
+        tombstones={g: _render(st.write_tombstones(staging, keys, guard=g)) for g in guards},
+        delete_hard={g: _render(st.delete_hard(target, staging, keys, guard=g)) for g in guards},
+        delete_soft={g: _render(st.delete_soft(target, staging, keys, guard=g)) for g in guards},
+        width=len(columns),
+        key_at=tuple(columns.index(k) for k in keys),
+        json_at=tuple(i for i, c in enumerate(cols) if c[2]),
+        children=tuple(child_plans),
+    )
 
 
 def _json_dumps(value: Any) -> str:
@@ -125,18 +233,12 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, set | frozenset):
         return sorted(value)
     if isinstance(value, bytes | bytearray | memoryview):
-        import base64
-
         return base64.b64encode(bytes(value)).decode()
     raise TypeError(f"cannot write a {type(value).__name__} to a json column")
 
 
-def _json_indexes(columns: Sequence[Any]) -> list[int]:
-    return [i for i, c in enumerate(columns) if c.sql_type.is_json]
-
-
-def _prepare(values: tuple[Any, ...], json_at: Sequence[int]) -> list[Any]:
-    """Render json/jsonb values: a str is taken as JSON text already rendered; anything else is serialised."""
+def _prepare(values: Sequence[Any], json_at: Sequence[int]) -> list[Any]:
+    """Render json/jsonb values: a str is JSON text the codec already rendered; anything else is serialised."""
     row = list(values)
     for i in json_at:
         v = row[i]
@@ -145,59 +247,37 @@ def _prepare(values: tuple[Any, ...], json_at: Sequence[int]) -> list[Any]:
     return row
 
 
-def _upsert(
-    cur: psycopg.Cursor[Any],
-    mapping: Mapping,
-    upserts: list[Upsert],
-    guard: st.Guard,
-    params: dict[str, str],
-) -> tuple[int, int]:
-    """Stage, merge and replace children; returns (rows applied, child rows written)."""
-    target = st.table(mapping.target)
-    columns = [c.name for c in mapping.columns]
-    keys = [c.name for c in mapping.key_columns]
-    staged = [*columns, SEQ_COLUMN]
-    soft = mapping.delete == "soft" or mapping.ttl_delete == "soft"
-    cur.execute(st.create_staging(UPSERTS, target, staged))
-    json_at = _json_indexes(mapping.columns)
-    with cur.copy(st.copy(UPSERTS, staged)) as copy:
+def _stage(cur: psycopg.Cursor[Any], plan: _Plan, batch: Collapsed) -> None:
+    """One COPY of every upsert (full row) and every delete (key columns only, the rest NULL)."""
+    upsert, hard, soft = st.OP_UPSERT, st.OP_DELETE, st.OP_SOFT_DELETE
+    with cur.copy(plan.copy) as copy:
         write = copy.write_row
-        if json_at:
-            for op in upserts:
-                write([*_prepare(op.values, json_at), op.sequence])
+        if plan.json_at:
+            json_at = plan.json_at
+            for op in batch.upserts:
+                write([*_prepare(op.values, json_at), op.sequence, upsert])
         else:
-            for op in upserts:
-                write((*op.values, op.sequence))
-    temps = [UPSERTS]
-    applied_into = APPLIED if mapping.children else None
-    if applied_into:
-        cur.execute(st.create_keys_table(APPLIED, target, keys))
-        temps.append(APPLIED)
-    cur.execute(
-        st.merge(target, UPSERTS, columns, keys, guard=guard, soft=soft, applied_into=applied_into),
-        params if guard != "none" else None,
-    )
-    applied = cur.rowcount
-    children = _replace_children(cur, mapping, upserts, keys, temps) if mapping.children else 0
-    cur.execute(st.drop(temps))
-    return applied, children
+            for op in batch.upserts:
+                write((*op.values, op.sequence, upsert))
+        if batch.deletes:
+            blank: list[Any] = [None] * plan.width
+            for d in batch.deletes:
+                row = blank.copy()
+                for i, value in zip(plan.key_at, d.key, strict=True):
+                    row[i] = value
+                row.append(d.sequence)
+                row.append(soft if d.soft else hard)
+                write(row)
 
 
-def _replace_children(
-    cur: psycopg.Cursor[Any], mapping: Mapping, upserts: list[Upsert], keys: list[str], temps: list[str]
-) -> int:
-    """Replace the children of every parent listed in APPLIED; one DELETE, one COPY, one INSERT per child table."""
-    key_at = mapping.key_indexes
+def _replace_children(cur: psycopg.Cursor[Any], plan: _Plan, upserts: list[Upsert]) -> int:
+    """Replace the children of every parent whose upsert applied: DELETE, COPY, INSERT per child table."""
+    key_at = plan.key_at
     written = 0
-    for index, child in enumerate(mapping.children):
-        child_table = st.table(child.target)
-        columns = [*keys, *(c.name for c in child.columns)]
-        staging = CHILD_STAGING.format(index)
-        cur.execute(st.delete_children(child_table, APPLIED, keys))
-        cur.execute(st.create_staging(staging, child_table, columns))
-        temps.append(staging)
-        json_at = [len(keys) + i for i in _json_indexes(child.columns)]
-        with cur.copy(st.copy(staging, columns)) as copy:
+    for index, child in enumerate(plan.children):
+        cur.execute(child.prepare)
+        cur.execute(child.delete)
+        with cur.copy(child.copy) as copy:
             for op in upserts:
                 parent = tuple(op.values[i] for i in key_at)
                 for rows in op.children:
@@ -205,34 +285,7 @@ def _replace_children(
                         continue
                     for row in rows.rows:
                         full = (*parent, *row)
-                        copy.write_row(_prepare(full, json_at) if json_at else full)
-        cur.execute(st.insert_children(child_table, staging, APPLIED, columns, keys))
+                        copy.write_row(_prepare(full, child.json_at) if child.json_at else full)
+        cur.execute(child.insert)
         written += cur.rowcount
     return written
-
-
-def _delete(
-    cur: psycopg.Cursor[Any],
-    mapping: Mapping,
-    deletes: list[Delete],
-    guard: st.Guard,
-    params: dict[str, str],
-) -> int:
-    """Stage the keys, write tombstones (only while a backfill runs), then delete hard and soft; rows affected."""
-    target = st.table(mapping.target)
-    keys = [c.name for c in mapping.key_columns]
-    staged = [*keys, SEQ_COLUMN]
-    cur.execute(st.create_staging(DELETES, target, staged, soft_flag=True))
-    with cur.copy(st.copy(DELETES, [*staged, st.SOFT_FLAG])) as copy:
-        for op in deletes:
-            copy.write_row((*op.key, op.sequence, op.soft))
-    cur.execute(st.write_tombstones(DELETES, keys, guard=guard), params)
-    affected = 0
-    if any(not op.soft for op in deletes):
-        cur.execute(st.delete_hard(target, DELETES, keys, guard=guard))
-        affected += cur.rowcount
-    if any(op.soft for op in deletes):
-        cur.execute(st.delete_soft(target, DELETES, keys, guard=guard))
-        affected += cur.rowcount
-    cur.execute(st.drop([DELETES]))
-    return affected

@@ -387,3 +387,24 @@ def test_large_batch_is_set_based(db: psycopg.Connection[Any], pg: psycopg.Conne
     assert stats == ApplyStats(deletes=n - deleted)
     assert CountingCursor.sent <= 10
     assert pg.execute('SELECT count(*) FROM "Employees"').fetchone() == (0,)
+
+
+def test_staging_survives_rollbacks_and_repeated_batches(pg_url: str, db: psycopg.Connection[Any],
+                                                          pg: psycopg.Connection[Any]) -> None:
+    # A fresh session whose first batch fails: the staging tables it created vanish with the rollback.
+    with psycopg.connect(pg_url) as conn:
+        with pytest.raises(psycopg.errors.StringDataRightTruncation):
+            run(conn, EMPLOYEES, [emp(1, "y" * 21, SEQ0)])
+        # Two batches in one transaction: the second must not see the first one's staged rows.
+        with conn.transaction():
+            first = apply(conn, PROFILES, [profile("p1", "Ann", SEQ0 + 1, {"a": "1"})], origin="stream")
+            second = apply(conn, PROFILES, [profile("p2", "Bob", SEQ0 + 2, {"b": "2"}),
+                                            Delete(key=("p1",), sequence=SEQ0 + 3)], origin="stream")
+            third = apply(conn, EMPLOYEES, [emp(1, "one", SEQ0 + 4)], origin="stream")
+        assert first == ApplyStats(upserts=1, children=1)
+        assert second == ApplyStats(upserts=1, deletes=1, children=1)
+        assert third == ApplyStats(upserts=1)
+        # And in the next transaction the (session-long) staging tables start empty again.
+        assert run(conn, PROFILES, [profile("p3", "Cy", SEQ0 + 5, {})]) == ApplyStats(upserts=1)
+    assert pg.execute("SELECT profile_id, attr FROM profile_attributes ORDER BY 1").fetchall() == [("p2", "b")]
+    assert pg.execute("SELECT profile_id FROM profiles ORDER BY 1").fetchall() == [("p2",), ("p3",)]

@@ -68,28 +68,35 @@ def _null(raw: Any) -> None:
 def _map(raw: Any) -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         raise Reject(f"M value must be an object, got {type(raw).__name__}", raw)
-    return {name: decode(av) for name, av in raw.items()}
+    return dict(zip(raw.keys(), map(decode, raw.values()), strict=True))
 
 
 def _list(raw: Any) -> list[Any]:
     if not isinstance(raw, list | tuple):
         raise Reject(f"L value must be an array, got {type(raw).__name__}", raw)
-    return [decode(av) for av in raw]
+    return list(map(decode, raw))
 
 
 def _string_set(raw: Any) -> frozenset[str]:
-    return frozenset(_string(v) for v in _elements(raw, "SS"))
+    members = frozenset(_elements(raw, "SS"))
+    try:
+        "".join(members)  # the cheapest all-strings check: join refuses anything else
+    except TypeError:
+        raise Reject("SS members must be strings", raw) from None
+    return members
 
 
 def _number_set(raw: Any) -> frozenset[Decimal]:
-    return frozenset(number(v) for v in _elements(raw, "NS"))
+    return frozenset(map(number, _elements(raw, "NS")))
 
 
 def _binary_set(raw: Any) -> frozenset[bytes]:
-    return frozenset(binary(v) for v in _elements(raw, "BS"))
+    return frozenset(map(binary, _elements(raw, "BS")))
 
 
 def _elements(raw: Any, tag: str) -> list[Any] | tuple[Any, ...] | set[Any] | frozenset[Any]:
+    if raw.__class__ is list:
+        return raw
     if not isinstance(raw, list | tuple | set | frozenset):
         raise Reject(f"{tag} value must be an array, got {type(raw).__name__}", raw)
     return raw

@@ -187,7 +187,10 @@ def _as_datetime(value: Any, what: str) -> datetime:
 def _timestamptz(value: Any) -> datetime:
     """A timezone-less string is read as UTC, not in the session's TimeZone: one input, one instant."""
     moment = _as_datetime(value, "timestamptz")
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    zone = moment.tzinfo
+    if zone is UTC:
+        return moment
+    return moment.replace(tzinfo=UTC) if zone is None else moment.astimezone(UTC)
 
 
 def _timestamp(value: Any) -> datetime:
@@ -273,8 +276,16 @@ def _json(binary: bool) -> ToSql:
     return to_json_column
 
 
-def _array(element: ToSql) -> ToSql:
+def _array(element: ToSql, plain_text: bool = False) -> ToSql:
     def to_list(value: Any) -> list[Any]:
+        if plain_text and value.__class__ is frozenset:
+            try:
+                joined = "".join(value)  # SS: all strings, checked for NUL and UTF-8 at once
+            except TypeError:
+                pass
+            else:
+                check_text(joined, value)
+                return sorted(value)
         if isinstance(value, frozenset | set):
             members: list[Any] = sorted(value)  # a set has no order: sort so re-reads compare equal
         elif isinstance(value, list):
@@ -294,7 +305,8 @@ def _array(element: ToSql) -> ToSql:
 def make_converter(sql_type: SqlType, on_overflow: str = "error") -> ToSql:
     """The function turning a decoded, non-NULL value into what psycopg writes to a ``sql_type`` column."""
     if sql_type.array:
-        return _array(make_converter(sql_type.element, on_overflow))
+        element = sql_type.element
+        return _array(make_converter(element, on_overflow), element.base == "text")
     base = sql_type.base
     if base in INTEGER_TYPES:
         return _integer(INTEGER_TYPES[base])

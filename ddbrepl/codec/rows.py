@@ -9,72 +9,20 @@ nothing here raises on bad data, and nothing becomes a silent NULL.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Mapping as AnyMapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
-from ddbrepl.codec.convert import ToSql, make_converter
+from ddbrepl.codec.columns import ColumnPlan, ValueFn, compile_column
 from ddbrepl.codec.filters import CompiledFilter, compile_filter
-from ddbrepl.codec.paths import MISSING, Element, Getter, compile_path, elements, walk
+from ddbrepl.codec.paths import elements, walk
 from ddbrepl.codec.reject import Reject, excerpt, printable
-from ddbrepl.codec.transforms import Step, compile_transforms, scalar
-from ddbrepl.mapping.model import Child, Column, Mapping
+from ddbrepl.mapping.model import Child, Mapping
 from ddbrepl.records import ChildRows, Delete, Op, RawChange, Rejected, Upsert
 
 log = logging.getLogger(__name__)
-
-_NO_DEFAULT: Any = object()
-
-
-@dataclass(frozen=True, slots=True)
-class ColumnPlan:
-    """One column, compiled: read → transform → convert, with its NULL policy."""
-
-    name: str
-    path: str
-    get: Getter
-    transform: Step | None
-    to_sql: ToSql
-    default: Any
-    """The converted default, or _NO_DEFAULT."""
-    required: bool
-
-    def value(self, image: AnyMapping[str, Any], change: RawChange, element: Element | None) -> Any:
-        """The column's value for this change; raises Reject when it does not fit."""
-        value = self.get(image, change, element)
-        if value is not MISSING and value is not None:
-            if self.transform is not None:
-                value = self.transform(value)
-            if value is not None:
-                return self.to_sql(value)
-        if self.default is not _NO_DEFAULT:
-            return self.default
-        if self.required:
-            what = "absent" if value is MISSING else "NULL"
-            raise Reject(f"is {what}, and the column is NOT NULL with no default")
-        return None
-
-
-def compile_column(column: Column, *, required: bool = False) -> ColumnPlan:
-    """Compile one column; a default that does not fit the column's type is a mapping error (ValueError)."""
-    to_sql = make_converter(column.sql_type, column.on_overflow)
-    default = _NO_DEFAULT
-    if column.default is not None:
-        try:
-            default = to_sql(scalar(column.default))
-        except Reject as exc:
-            raise ValueError(f"column {column.name!r}: default {column.default!r} {exc.reason}") from None
-    return ColumnPlan(
-        name=column.name,
-        path=column.source.text,
-        get=compile_path(column.source),
-        transform=compile_transforms(column.transforms),
-        to_sql=to_sql,
-        default=default,
-        required=required or column.primary_key or not column.nullable,
-    )
-
 
 @dataclass(frozen=True, slots=True)
 class ChildPlan:
@@ -114,7 +62,9 @@ class Converter:
 
     mapping: Mapping
     columns: tuple[ColumnPlan, ...]
-    key_indexes: tuple[int, ...]
+    value_fns: tuple[ValueFn, ...]
+    key_of: Callable[[tuple[Any, ...]], tuple[Any, ...]]
+    """Picks ``Upsert.key`` out of the values (``Mapping.key_indexes``)."""
     key_plans: tuple[ColumnPlan, ...]
     children: tuple[ChildPlan, ...]
     filter: CompiledFilter | None
@@ -151,13 +101,10 @@ class Converter:
                 if change.event == "MODIFY" and old is not None and flt.matches(old, change):
                     return self._delete(change, self.mapping.delete == "soft")
                 return None
-        values = []
-        plan: ColumnPlan | None = None
         try:
-            for plan in self.columns:
-                values.append(plan.value(image, change, None))
-        except Reject as exc:
-            return self._rejected(change, exc.reason, plan, exc.value)
+            values = tuple([fn(image, change, None) for fn in self.value_fns])
+        except Reject:
+            return self._first_reject(self.columns, image, change)
         children: tuple[ChildRows, ...] = ()
         if self.children:
             try:
@@ -171,18 +118,25 @@ class Converter:
                     column_name=f"{exc.plan.table}.{exc.column.name}",
                     path=exc.where,
                 )
-        return Upsert(tuple(values[i] for i in self.key_indexes), tuple(values), change.sequence, children)
+        return Upsert(self.key_of(values), values, change.sequence, children)
 
     def _delete(self, change: RawChange, soft: bool) -> Op:
         """The key comes from ``Keys`` only (a REMOVE under NEW_IMAGE has nothing else), transformed."""
-        key = []
-        plan: ColumnPlan | None = None
+        keys = change.keys
         try:
-            for plan in self.key_plans:
-                key.append(plan.value(change.keys, change, None))
-        except Reject as exc:
-            return self._rejected(change, exc.reason, plan, exc.value)
-        return Delete(tuple(key), change.sequence, soft)
+            key = tuple([plan.value(keys, change, None) for plan in self.key_plans])
+        except Reject:
+            return self._first_reject(self.key_plans, keys, change)
+        return Delete(key, change.sequence, soft)
+
+    def _first_reject(self, plans: Sequence[ColumnPlan], image: AnyMapping[str, Any], change: RawChange) -> Rejected:
+        """Find which column refused (the fast path above does not track it): rerun them one by one."""
+        for plan in plans:
+            try:
+                plan.value(image, change, None)
+            except Reject as exc:
+                return self._rejected(change, exc.reason, plan, exc.value)
+        raise AssertionError("a column rejected once and accepted on a rerun")  # pragma: no cover
 
     def _child_rows(self, plan: ChildPlan, image: AnyMapping[str, Any], change: RawChange) -> ChildRows:
         av = walk(image.get(plan.source_top), plan.source_rest)
@@ -243,11 +197,19 @@ def compile_mapping(mapping: Mapping) -> Converter:
     return Converter(
         mapping=mapping,
         columns=columns,
-        key_indexes=key_indexes,
+        value_fns=tuple(plan.value for plan in columns),
+        key_of=_picker(key_indexes),
         key_plans=key_plans,
         children=tuple(_compile_child(i, c) for i, c in enumerate(mapping.children)),
         filter=None if mapping.filter is None else compile_filter(mapping.filter),
     )
+
+
+def _picker(indexes: tuple[int, ...]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    if len(indexes) == 1:
+        (only,) = indexes
+        return lambda values: (values[only],)
+    return itemgetter(*indexes)  # several indexes: itemgetter already returns a tuple
 
 
 def route(converters: Iterable[Converter], change: RawChange) -> list[tuple[Mapping, Op]]:

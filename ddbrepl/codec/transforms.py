@@ -30,6 +30,8 @@ Step = Callable[[Any], Any]
 
 def as_number(value: Any) -> Decimal:
     """An N value as Decimal; a string only when it is a plain decimal literal ("12", "-1.5e3"), exactly."""
+    if value.__class__ is Decimal:
+        return value
     if isinstance(value, Decimal):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
@@ -73,7 +75,11 @@ def epoch(value: Any, unit: str) -> datetime:
     """
     number = as_number(value)
     scale = 1_000_000 if unit == "seconds" else 1_000
-    micros = _WIDE.multiply(number, Decimal(scale)).to_integral_value(rounding=ROUND_HALF_EVEN, context=_WIDE)
+    whole = int(number) if -(10**18) < number < 10**18 else None
+    if whole is not None and whole == number:
+        micros: int | Decimal = whole * scale  # the common case: whole seconds or millis, pure int arithmetic
+    else:
+        micros = _WIDE.multiply(number, Decimal(scale)).to_integral_value(rounding=ROUND_HALF_EVEN, context=_WIDE)
     if not _MIN_US <= micros <= _MAX_US:
         raise Reject(f"epoch {unit} {number} is outside the years 1-9999 (seconds and milliseconds mixed up?)", value)
     return EPOCH + timedelta(microseconds=int(micros))

@@ -24,6 +24,7 @@ from ddbrepl.records import ChildRows, Delete, Op, RawChange, Rejected, Upsert
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True, slots=True)
 class ChildPlan:
     index: int
@@ -68,6 +69,8 @@ class Converter:
     key_plans: tuple[ColumnPlan, ...]
     children: tuple[ChildPlan, ...]
     filter: CompiledFilter | None
+    keys_suffice: bool
+    """Every column reads a key attribute or ``$event``: a KEYS_ONLY stream record is enough."""
 
     def __call__(self, change: RawChange) -> Op | None:
         """Convert one change; None: this mapping does not take it (filter, events, ignored TTL expiry)."""
@@ -87,6 +90,8 @@ class Converter:
             soft = self.mapping.ttl_delete == "soft" if change.ttl_delete else self.mapping.delete == "soft"
             return self._delete(change, soft)
         image = change.new_image
+        if image is None and self.keys_suffice:
+            image = change.keys  # KEYS_ONLY stream: enough when the mapping reads nothing but keys
         if image is None:
             return self._rejected(
                 change,
@@ -202,6 +207,12 @@ def compile_mapping(mapping: Mapping) -> Converter:
         key_plans=key_plans,
         children=tuple(_compile_child(i, c) for i, c in enumerate(mapping.children)),
         filter=None if mapping.filter is None else compile_filter(mapping.filter),
+        keys_suffice=not mapping.children
+        and all(
+            c.source.root == "event"
+            or (c.source.root == "attr" and c.source.steps == (c.source.top,) and c.source.top in mapping.source_key)
+            for c in mapping.columns
+        ),
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from ddbrepl.codec import compile_mapping, route
+from ddbrepl.codec.rows import convert_all
 from ddbrepl.mapping.model import Transform
 from ddbrepl.records import ChildRows, Delete, RawChange, Rejected, Upsert
 from tests.unit.codec.helpers import child, col, cond, mapping
@@ -139,8 +140,19 @@ def test_excerpts_are_short_and_storable() -> None:
 
 def test_missing_new_image_is_rejected() -> None:
     change = RawChange("MODIFY", {"pk": S("p")})
-    op = compile_mapping(mapping(col("pk", "pk", "text", primary_key=True)))(change)
+    op = compile_mapping(mapping(col("pk", "pk", "text", primary_key=True), col("x", "x", "text")))(change)
     assert isinstance(op, Rejected) and "NEW_IMAGE" in op.reason
+
+
+def test_keys_only_records_suffice_for_a_mapping_of_keys() -> None:
+    m = mapping(col("pk", "pk", "text", primary_key=True), col("seq", "$event.sequence", "numeric(40,0)"))
+    assert compile_mapping(m)(RawChange("MODIFY", {"pk": S("p")}, sequence=5)) == Upsert(("p",), ("p", 5), 5)
+
+
+def test_convert_all_drops_filtered_changes() -> None:
+    conv = compile_mapping(mapping(col("pk", "pk", "text", primary_key=True), events=("INSERT",)))
+    changes = [insert({"pk": S("a")}), RawChange("REMOVE", {"pk": S("a")}), insert({"pk": S("b")})]
+    assert convert_all(conv, changes) == [Upsert(("a",), ("a",), None), Upsert(("b",), ("b",), None)]
 
 
 def test_malformed_input_costs_one_record_not_the_run() -> None:

@@ -39,10 +39,23 @@ log = logging.getLogger(__name__)
 CHUNK_CHANGES = 5000
 """Changes per yielded chunk: big enough for a set-based apply, small enough to keep memory flat."""
 READ_BYTES = 256 * 1024
+"""Compressed bytes per S3 read."""
+TEXT_BYTES = 1024 * 1024
+"""Decompressed bytes per block of lines handed to the parser (bounds memory whatever the compression ratio)."""
 GZIP_WBITS = 31  # zlib: gzip header and trailer required
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-LineParser = Callable[[bytes], Sequence[RawChange]]
+BlockParser = Callable[[list[bytes]], list[RawChange]]
+"""Turns a block of lines into their changes; raises :class:`LineError` naming the bad line's offset."""
+
+
+class LineError(ValueError):
+    """A line of a block that cannot be read; ``offset`` is its index in the block."""
+
+    def __init__(self, offset: int, reason: str) -> None:
+        self.offset = offset
+        self.reason = reason
+        super().__init__(reason)
 
 
 def iter_file(
@@ -64,28 +77,23 @@ def iter_file(
     """
     if not key_attrs:
         raise ConfigError("reading an export needs the table's key attribute names")
-    parse = line_parser(info, key_attrs)
+    parse = block_parser(info, key_attrs)
+    where = f"s3://{info.bucket}/{datafile.key}"
     hasher = hashlib.md5(usedforsecurity=False)
     chunk: list[RawChange] = []
     count = 0
-    for first, lines in iter_lines(
-        _raw_blocks(s3, info.bucket, datafile.key, hasher), f"s3://{info.bucket}/{datafile.key}"
-    ):
-        for offset, line in enumerate(lines):
-            if not line or line.isspace():
-                continue
-            try:
-                changes = parse(line)
-            except (ValueError, TypeError, AttributeError) as exc:
-                raise SourceError(
-                    f"export file s3://{info.bucket}/{datafile.key}, line {first + offset}: {exc}",
-                    hint="the file is not a DynamoDB export data file in the manifest's format",
-                ) from exc
-            chunk.extend(changes)
-            if len(chunk) >= chunk_size:
-                count += len(chunk)
-                yield chunk
-                chunk = []
+    for first, lines in iter_lines(_raw_blocks(s3, info.bucket, datafile.key, hasher), where):
+        try:
+            chunk.extend(parse(lines))
+        except LineError as exc:
+            raise SourceError(
+                f"export file {where}, line {first + exc.offset}: {exc.reason}",
+                hint="the file is not a DynamoDB export data file in the manifest's format",
+            ) from exc
+        while len(chunk) >= chunk_size:
+            count += chunk_size
+            yield chunk[:chunk_size]
+            chunk = chunk[chunk_size:]
     count += len(chunk)
     _check_count(info, datafile, count)
     if verify_md5 and datafile.md5:
@@ -152,13 +160,13 @@ def iter_lines(blocks: Iterable[bytes], name: str) -> Iterator[tuple[int, list[b
             if decompressor.eof:
                 decompressor = zlib.decompressobj(GZIP_WBITS)
             try:
-                out = decompressor.decompress(data)
+                out = decompressor.decompress(data, TEXT_BYTES)
             except zlib.error as exc:
                 raise SourceError(
                     f"export file {name} is not valid gzip data (within bytes {seen - len(block)}-{seen}): {exc}",
                     hint="the object is corrupt; run a new export",
                 ) from exc
-            data = decompressor.unused_data if decompressor.eof else b""
+            data = decompressor.unused_data if decompressor.eof else decompressor.unconsumed_tail
             if out:
                 lines = (pending + out).split(b"\n")
                 pending = lines.pop()
@@ -174,21 +182,43 @@ def iter_lines(blocks: Iterable[bytes], name: str) -> Iterator[tuple[int, list[b
         yield lineno, [pending]
 
 
-def line_parser(info: ExportInfo, key_attrs: Sequence[str]) -> LineParser:
-    """The function that turns one line of this export's files into its changes (usually one)."""
+def block_parser(info: ExportInfo, key_attrs: Sequence[str]) -> BlockParser:
+    """The function that turns a block of this export's lines into changes (blank lines skipped)."""
     keys = tuple(key_attrs)
+    make: Callable[[Any, Sequence[str]], RawChange] = change_from_incremental if info.incremental else change_from_item
     if info.format == "ION":
+        return lambda lines: _ion_block(lines, make, keys)
 
-        def parse_ion(line: bytes) -> Sequence[RawChange]:
-            records = [ion_record(value) for value in ion.parse_line(line)]
-            if info.incremental:
-                return [change_from_incremental(r, keys) for r in records]
-            return [change_from_item(r, keys) for r in records]
+    def parse_json(lines: list[bytes]) -> list[RawChange]:
+        out = []
+        loads = orjson.loads
+        for offset, line in enumerate(lines):
+            if not line or line.isspace():
+                continue
+            try:
+                out.append(make(loads(line), keys))
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise LineError(offset, str(exc)) from exc
+        return out
 
-        return parse_ion
-    if info.incremental:
-        return lambda line: (change_from_incremental(orjson.loads(line), keys),)
-    return lambda line: (change_from_item(orjson.loads(line), keys),)
+    return parse_json
+
+
+def _ion_block(
+    lines: list[bytes], make: Callable[[Any, Sequence[str]], RawChange], keys: Sequence[str]
+) -> list[RawChange]:
+    """Parse a whole block in one amazon-ion call; on any error, go line by line to name the bad line."""
+    try:
+        return [make(ion_record(value), keys) for value in ion.parse(b"\n".join(lines))]
+    except (ValueError, TypeError, AttributeError):
+        pass
+    for offset, line in enumerate(lines):
+        try:
+            for value in ion.parse(line):
+                make(ion_record(value), keys)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise LineError(offset, str(exc)) from exc
+    raise LineError(0, "the block does not parse as a whole, though each line does")
 
 
 def change_from_item(record: Any, key_attrs: Sequence[str]) -> RawChange:

@@ -9,7 +9,15 @@ import pytest
 
 from ddbrepl.errors import SourceError
 from ddbrepl.records import RawChange
-from ddbrepl.sources.export_read import change_from_incremental, change_from_item, iter_lines
+from ddbrepl.sources.export_model import ExportFormat, ExportInfo, ExportType
+from ddbrepl.sources.export_read import (
+    TEXT_BYTES,
+    LineError,
+    block_parser,
+    change_from_incremental,
+    change_from_item,
+    iter_lines,
+)
 
 
 def lines_of(blob: bytes, block: int = 7) -> list[bytes]:
@@ -83,3 +91,49 @@ def test_incremental_event_is_inferred_from_the_images() -> None:
         change_from_incremental({"Item": new})
     with pytest.raises(ValueError, match="lacks key attribute 'sk'"):
         change_from_incremental({"Keys": keys, "NewImage": new}, ("pk", "sk"))
+
+
+def test_blocks_stay_bounded_whatever_the_compression_ratio() -> None:
+    text = b"".join(b'{"Item": {"pk": {"S": "%07d"}}}\n' % i for i in range(200_000))  # ~6 MB, compresses ~50x
+    blocks = list(iter_lines([gzip.compress(text)], "big"))
+    assert len(blocks) > 4
+    assert max(sum(len(line) + 1 for line in lines) for _, lines in blocks) <= TEXT_BYTES + 100
+    assert sum(len(lines) for _, lines in blocks) == 200_000
+
+
+def export(fmt: ExportFormat, export_type: ExportType = "FULL_EXPORT") -> ExportInfo:
+    return ExportInfo(
+        bucket="b",
+        folder="AWSDynamoDB/x/",
+        prefix=None,
+        export_arn=None,
+        table_arn=None,
+        export_time=datetime(2026, 1, 1, tzinfo=UTC),
+        format=fmt,
+        export_type=export_type,
+        view_type=None,
+        item_count=None,
+        files=(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [(b"$ion_1_0 {Item:{pk:", "not valid Ion"), (b'$ion_1_0 {Item:{other:"x"}}', "lacks key attribute 'pk'")],
+)
+def test_an_ion_block_names_its_bad_line(bad: bytes, reason: str) -> None:
+    parse = block_parser(export("ION"), ("pk",))
+    good = [b'$ion_1_0 {Item:{pk:"%d",n:%d.}}' % (i, i) for i in range(5)]
+    assert [c.keys for c in parse(good)] == [{"pk": {"S": str(i)}} for i in range(5)]
+    with pytest.raises(LineError, match=reason) as caught:
+        parse([*good[:3], bad, *good[3:]])
+    assert caught.value.offset == 3
+
+
+def test_a_json_block_skips_blank_lines_and_names_its_bad_line() -> None:
+    parse = block_parser(export("DYNAMODB_JSON", "INCREMENTAL_EXPORT"), ("pk",))
+    line = b'{"Keys": {"pk": {"S": "a"}}, "NewImage": {"pk": {"S": "a"}}}'
+    assert [c.event for c in parse([line, b"", b"  ", line])] == ["INSERT", "INSERT"]
+    with pytest.raises(LineError, match="Keys") as caught:
+        parse([line, b'{"Item": {}}'])
+    assert caught.value.offset == 1

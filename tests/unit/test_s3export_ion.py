@@ -16,7 +16,7 @@ from tests.fakes.exports import ion_decimal, ion_struct
 
 
 def item_of(text: str) -> dict[str, Any]:
-    (value,) = ion.parse_line(text.encode())
+    (value,) = ion.parse(text.encode())
     return ion.to_item(value["Item"])
 
 
@@ -113,11 +113,11 @@ def test_what_dynamodb_never_writes_is_refused(text: str, what: str) -> None:
 
 def test_a_bad_line_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="not valid Ion"):
-        ion.parse_line(b"$ion_1_0 {Item:{a:")
+        ion.parse(b"$ion_1_0 {Item:{a:")
 
 
 def test_a_version_marker_alone_yields_nothing() -> None:
-    assert ion.parse_line(b"$ion_1_0") == []
+    assert ion.parse(b"$ion_1_0") == []
 
 
 # The fake writer's Ion (used by the integration tests) and this reader agree on any DynamoDB value.

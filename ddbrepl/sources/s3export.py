@@ -362,7 +362,16 @@ def _single_folder(s3: S3Client, bucket: str, base: str, *, require_manifestless
 
 
 def _moto_layout(s3: S3Client, bucket: str, folder: str, when: datetime | None) -> ExportInfo:
-    """A manifest-less folder as moto writes it: each ``.gz`` object under ``data/`` is a DYNAMODB_JSON file."""
+    """A manifest-less folder as moto writes it: each ``.gz`` object under ``data/`` is a DYNAMODB_JSON file.
+
+    AWS writes ``_started`` first and the manifests last, so a folder with ``_started`` and no summary is an AWS
+    export still running (or failed): reading its data files would load part of a table without a word.
+    """
+    if _get_bytes(s3, bucket, folder + "_started", missing_ok=True) is not None:
+        raise SourceError(
+            f"the export at s3://{bucket}/{folder} is not complete: it has _started but no {SUMMARY}",
+            hint="wait for the export to finish (DescribeExport), or use another export",
+        )
     objects, _ = _list(s3, bucket, folder + "data/")
     objects = [o for o in objects if o["Key"].endswith(".gz")]
     if not objects:

@@ -207,6 +207,8 @@ def test_real_moto_export_end_to_end(s3: S3Client, ddb: DynamoDBClient) -> None:
     again = s3export.describe_export(ddb, s3, info.export_arn or "", requested_at=info.export_time)
     assert again == info
     assert s3export.locate_export(s3, info.url, fallback_time=info.export_time).files == info.files
+    found = s3export.locate_export(s3, info.url)  # no time given: the data object's LastModified
+    assert before.replace(microsecond=0) <= found.export_time <= datetime.now(UTC)
 
 
 def test_export_without_pitr_says_how_to_enable_it(s3: S3Client, ddb: DynamoDBClient) -> None:
@@ -285,3 +287,50 @@ def test_empty_partition_files_are_empty(s3: S3Client) -> None:
     with pytest.raises(SourceError, match="does not exist"):
         s3.delete_object(Bucket=BUCKET, Key=layout.data_keys[0])
         list(s3export.iter_file(s3, info, info.files[0], KEYS))
+
+
+def test_an_unfinished_aws_export_is_refused(s3: S3Client) -> None:
+    """AWS writes _started first and the manifests last: data files alone are not a whole export."""
+    layout = write_export(s3, BUCKET, "running", mixed_items(10), files=2)
+    s3.delete_object(Bucket=BUCKET, Key=layout.summary_key)
+    with pytest.raises(SourceError, match="is not complete: it has _started"):
+        s3export.locate_export(s3, layout.url)
+
+
+def test_a_failed_moto_export_is_reported(s3: S3Client, ddb: DynamoDBClient) -> None:
+    moto_table(ddb, "Lost")
+    with pytest.raises(SourceError, match="failed: S3NoSuchBucket"):
+        s3export.start_export(ddb, s3, "Lost", "no-such-bucket", poll_s=0.1, timeout_s=10)
+
+
+class FakeDescribeExport:
+    """A fake at the boto3 client boundary: DescribeExport as AWS answers it, with ``ExportManifest`` — moto's
+    answer lacks that field, so no emulator can produce this case. The export itself is real objects on moto S3."""
+
+    def __init__(self, description: dict[str, Any]) -> None:
+        self.description = description
+        self.calls = 0
+
+    def describe_export(self, ExportArn: str) -> dict[str, Any]:  # boto3 spells the parameter so
+        self.calls += 1
+        status = "IN_PROGRESS" if self.calls < 3 else self.description["ExportStatus"]
+        return {"ExportDescription": {**self.description, "ExportArn": ExportArn, "ExportStatus": status}}
+
+
+def test_describe_export_follows_export_manifest(s3: S3Client) -> None:
+    layout = write_export(s3, BUCKET, "arn", mixed_items(40), files=2, fmt="ION")
+    fake = FakeDescribeExport(
+        {"ExportStatus": "COMPLETED", "S3Bucket": BUCKET, "S3Prefix": "arn", "ExportManifest": layout.summary_key}
+    )
+    seen: list[ExportProgress] = []
+    done = s3export.wait_export(fake, layout.export_arn, progress=seen.append, sleep=lambda s: None)  # type: ignore[arg-type]
+    assert [p.status for p in seen] == ["IN_PROGRESS", "IN_PROGRESS", "COMPLETED"] and done == seen[-1]
+    info = s3export.describe_export(fake, s3, layout.export_arn)  # type: ignore[arg-type]
+    assert info == s3export.locate_export(s3, layout.url)
+    assert (info.layout, info.format, info.export_arn, len(info.files)) == ("aws", "ION", layout.export_arn, 2)
+
+
+def test_wait_export_gives_up_after_its_timeout() -> None:
+    fake = FakeDescribeExport({"ExportStatus": "IN_PROGRESS", "S3Bucket": BUCKET})
+    with pytest.raises(SourceError, match="still IN_PROGRESS after"):
+        s3export.wait_export(fake, "arn:x", timeout_s=0.0, sleep=lambda s: None)  # type: ignore[arg-type]

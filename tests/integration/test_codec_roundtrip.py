@@ -8,14 +8,17 @@ attributes of known types. Numbers are compared as Decimal (jsonb text parsed wi
 from __future__ import annotations
 
 import base64
+import ipaddress
 import itertools
 import json
-from datetime import UTC, datetime, timedelta
+import uuid
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -95,7 +98,8 @@ def _roundtrip(conn: psycopg.Connection[Any], raw: dict[str, Any]) -> tuple[Any,
     op = CONVERT(RawChange("INSERT", {"pk": raw["pk"]}, new_image=raw))
     assert isinstance(op, Upsert), op
     with conn.cursor() as cur:
-        with cur.copy("COPY roundtrip ({}) FROM STDIN".format(", ".join(COLUMNS))) as copy:
+        columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+        with cur.copy(sql.SQL("COPY roundtrip ({}) FROM STDIN").format(columns)) as copy:
             copy.write_row(op.values)
         cur.execute("SELECT doc::text, n, s, b, flag, ss, ns, i, at FROM roundtrip WHERE pk = %s", op.key)
         row = cur.fetchone()
@@ -106,9 +110,6 @@ def _roundtrip(conn: psycopg.Connection[Any], raw: dict[str, Any]) -> tuple[Any,
 @pytest.fixture(scope="module")
 def conn(pg_server_url: str) -> Any:
     """One database for the module: hypothesis runs many examples against one table."""
-    import uuid
-
-    from psycopg import sql
     from psycopg.conninfo import make_conninfo
 
     name = f"t_codec_{uuid.uuid4().hex[:8]}"
@@ -197,3 +198,72 @@ def test_numbers_as_dynamodb_writes_them_out(conn: psycopg.Connection[Any]) -> N
     doc = json.loads(doc_text, parse_float=Decimal, parse_int=Decimal)
     assert doc["m"] == {"g": Decimal(googol), "x": Decimal("1E-42")}
     assert doc["n"] == Decimal(googol)
+
+
+def test_every_column_type_copies_in_as_converted(conn: psycopg.Connection[Any]) -> None:
+    """Each PostgreSQL type the codec targets takes its converted value through COPY text unchanged."""
+    columns = (
+        col("pk", "pk", "text", primary_key=True),
+        col("si", "si", "smallint"),
+        col("nu", "nu", "numeric(10,2)"),
+        col("re", "re", "real"),
+        col("dp", "dp", "double precision"),
+        col("vc", "vc", "varchar(3)", on_overflow="truncate"),
+        col("d", "d", "date"),
+        col("ts", "ts", "timestamp"),
+        col("u", "u", "uuid"),
+        col("j", "j", "json"),
+        col("ip", "ip", "inet"),
+        col("net", "net", "inet"),
+        col("ba", "ba", "bigint[]"),
+        col("ta", "ta", "text[]"),
+        col("bo", "bo", "boolean", Transform("parse", "boolean")),
+    )
+    conn.execute(
+        "CREATE TABLE every_type (pk text PRIMARY KEY, si smallint, nu numeric(10,2), re real, dp double precision,"
+        " vc varchar(3), d date, ts timestamp, u uuid, j json, ip inet, net inet, ba bigint[], ta text[], bo boolean)"
+    )
+    image = {
+        "pk": {"S": "k"},
+        "si": {"N": "-32768"},
+        "nu": {"N": "12345678.9"},
+        "re": {"N": "1.5"},
+        "dp": {"N": "0.1"},
+        "vc": {"S": "☃☃☃☃"},
+        "d": {"S": "20240229"},
+        "ts": {"S": "2024-02-29T23:30:00.1234567+01:00"},
+        "u": {"S": "{12345678123456781234567812345678}"},
+        "j": {"M": {"b": {"N": "1E+125"}, "a": {"SS": ["y", "x"]}}},
+        "ip": {"S": "2001:db8::1"},
+        "net": {"S": "10.1.2.3/8"},
+        "ba": {"NS": ["3", "-9223372036854775808", "1"]},
+        "ta": {"L": [{"S": 'a "quoted", {braced} \\ value'}, {"NULL": True}, {"S": "NULL"}]},
+        "bo": {"S": "yes"},
+    }
+    op = compile_mapping(mapping(*columns, key=("pk",)))(RawChange("INSERT", {"pk": image["pk"]}, new_image=image))
+    assert isinstance(op, Upsert), op
+    names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
+    with conn.cursor() as cur:
+        with cur.copy(sql.SQL("COPY every_type ({}) FROM STDIN").format(names)) as copy:
+            copy.write_row(op.values)
+        cur.execute(sql.SQL("SELECT {}, j::text FROM every_type").format(names))
+        row = cur.fetchone()
+    assert row is not None
+    assert row[:-1] == (
+        "k",
+        -32768,
+        Decimal("12345678.90"),
+        1.5,
+        0.1,
+        "☃☃☃",
+        date(2024, 2, 29),
+        datetime(2024, 2, 29, 22, 30, 0, 123457),
+        uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        {"a": ["x", "y"], "b": 1e125},
+        ipaddress.ip_address("2001:db8::1"),
+        ipaddress.ip_interface("10.1.2.3/8"),
+        [-9223372036854775808, 1, 3],
+        ['a "quoted", {braced} \\ value', None, "NULL"],
+        True,
+    )
+    assert row[-1] == '{"a":["x","y"],"b":1E+125}'  # json keeps the exact text the codec wrote

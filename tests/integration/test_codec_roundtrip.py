@@ -18,9 +18,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from psycopg import sql
 
 from ddbrepl.codec import compile_mapping
 from ddbrepl.mapping.model import Transform

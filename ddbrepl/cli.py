@@ -85,6 +85,26 @@ def init_schema_cmd(settings: Settings, tables: tuple[str, ...], dry_run: bool, 
     click.echo(init_schema(settings, tables=tables, dry_run=dry_run, allow_destructive=allow_destructive).render())
 
 
+@cli.command("backfill")
+@click.option("--table", required=True, help="The DynamoDB table to load (every mapping that reads it).")
+@click.option("--segments", type=click.IntRange(1, 1_000_000),
+              help="Parallel-scan TotalSegments. [default: from the table's size]")
+@click.option("--workers", type=click.IntRange(1, 256), help="Segments loaded at once by this process. [default: 8]")
+@click.option("--restart", is_flag=True, help="Forget an earlier run and load the table again.")
+@click.option("--max-rcu", type=click.FloatRange(min=0.1), help="Cap on read capacity units consumed per second.")
+@click.option("--page-limit", type=click.IntRange(1), help="Items evaluated per Scan call (DynamoDB's Limit).")
+@click.option("--progress/--no-progress", default=True, help="Progress bar on a terminal, periodic lines otherwise.")
+@click.pass_obj
+def backfill_cmd(settings: Settings, table: str, segments: int | None, workers: int | None, restart: bool,
+                 max_rcu: float | None, page_limit: int | None, progress: bool) -> None:
+    """Load a table from a parallel scan; resumable, and shareable by several processes."""
+    from ddbrepl.runners.backfill import backfill
+
+    summary = backfill(settings, table, segments=segments, workers=workers, restart=restart, max_rcu=max_rcu,
+                       page_limit=page_limit, progress=progress)
+    click.echo(summary.render())
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="ddbrepl")

@@ -7,6 +7,7 @@ temporary directory. DynamoDB, Streams and S3: moto in server mode over real HTT
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import tempfile
@@ -93,6 +94,7 @@ def moto_server_url() -> Iterator[str]:
     """A moto server on a free loopback port, shared by the session."""
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -1,0 +1,5 @@
+"""``python -m ddbrepl``: the same as the ``ddbrepl`` console script."""
+
+from ddbrepl.cli import main
+
+main()

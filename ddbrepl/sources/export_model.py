@@ -37,7 +37,7 @@ class ExportInfo:
 
     ``layout`` says where the facts came from: ``"aws"`` means the manifests AWS documents; ``"moto"`` means
     the folder had no manifest (what moto writes), so the files come from listing ``data/``, ``item_count``
-    and the per-file counts are unknown, and ``export_time`` is the best available bound (see ``s3export``).
+    and the per-file counts are unknown, and ``export_time`` is the best available estimate (see ``s3export``).
     """
 
     bucket: str

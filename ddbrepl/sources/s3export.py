@@ -21,9 +21,15 @@ ARN that does not name the folder, no ``ExportManifest`` or ``ExportTime``, Dyna
 asked. When a folder has no ``manifest-summary.json`` but has ``.gz`` objects under ``data/``, it is read as a
 full DYNAMODB_JSON export with ``layout="moto"``: files from the listing, item counts unknown (not checked),
 and ``export_time`` from DescribeExport's ``ExportTime`` or ``StartTime`` when given, else the time the
-request was sent (:func:`start_export`), else the earliest data object's LastModified. An ARN without
-``ExportManifest`` is resolved through its ``S3Prefix`` only when exactly one manifest-less folder lies
-there, which is why :func:`start_export` gives every export a fresh prefix by default.
+request was sent (:func:`start_export`), else the earliest data object's LastModified (moto writes it
+milliseconds after its snapshot; the tail's margin covers that). An ARN without ``ExportManifest`` is
+resolved through its ``S3Prefix`` only when exactly one manifest-less folder lies there, which is why
+:func:`start_export` gives every export a fresh prefix by default. A folder with ``_started`` but no summary
+is an AWS export still running and is refused.
+
+Export time errs early, never late: a missing ``exportTime`` falls back to ``startTime`` (not ``endTime``),
+because the tail replays from the export time minus a margin, and replaying too much is harmless (the
+apply is idempotent) while starting too late loses changes.
 """
 
 from __future__ import annotations
@@ -114,10 +120,14 @@ def describe_export(
         )
     bucket = desc["S3Bucket"]
     manifest = desc.get("ExportManifest")
-    if manifest:
-        return _from_summary(s3, bucket, manifest)
-    # moto: no manifest and an ARN that does not name the folder; the prefix must hold exactly one export
     prefix = desc.get("S3Prefix") or ""
+    if manifest:
+        summary = _get_json(s3, bucket, manifest, missing_ok=bool(prefix))
+        if summary is None:  # the same doubt as manifestFilesS3Key: a full key, or relative to the prefix?
+            manifest = f"{prefix.rstrip('/')}/{manifest}"
+            summary = _get_json(s3, bucket, manifest)
+        return _from_summary(s3, bucket, manifest, summary)
+    # moto: no manifest and an ARN that does not name the folder; the prefix must hold exactly one export
     base = prefix.rstrip("/") + "/" if prefix else ""
     folder = _single_folder(s3, bucket, base, require_manifestless=True)
     when = desc.get("ExportTime") or desc.get("StartTime") or requested_at
@@ -267,7 +277,7 @@ def _from_summary(s3: S3Client, bucket: str, key: str, summary: Any = None) -> E
     except KeyError as exc:
         raise SourceError(f"{where}: unknown export format or type {exc.args[0]!r}") from None
     when = summary.get("exportToTime") if export_type == "INCREMENTAL_EXPORT" else None
-    when = when or summary.get("exportTime") or summary.get("endTime")
+    when = when or summary.get("exportTime") or summary.get("startTime")  # never later than the snapshot
     files_key = summary.get("manifestFilesS3Key")
     if not when or not files_key:
         raise SourceError(f"{where} lacks exportTime or manifestFilesS3Key", hint="is this a DynamoDB export?")
@@ -283,7 +293,7 @@ def _from_summary(s3: S3Client, bucket: str, key: str, summary: Any = None) -> E
     item_count = summary.get("itemCount")
     return ExportInfo(
         bucket=bucket,
-        folder=key[: -len(SUMMARY)],
+        folder=key.rsplit("/", 1)[0] + "/" if "/" in key else "",
         prefix=prefix,
         export_arn=summary.get("exportArn"),
         table_arn=summary.get("tableArn"),

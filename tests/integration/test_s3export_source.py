@@ -328,6 +328,9 @@ def test_describe_export_follows_export_manifest(s3: S3Client) -> None:
     info = s3export.describe_export(fake, s3, layout.export_arn)  # type: ignore[arg-type]
     assert info == s3export.locate_export(s3, layout.url)
     assert (info.layout, info.format, info.export_arn, len(info.files)) == ("aws", "ION", layout.export_arn, 2)
+    relative = FakeDescribeExport({**fake.description, "ExportManifest": layout.summary_key.removeprefix("arn/")})
+    relative.calls = 3
+    assert s3export.describe_export(relative, s3, layout.export_arn) == info  # type: ignore[arg-type]
 
 
 def test_wait_export_gives_up_after_its_timeout() -> None:

@@ -42,12 +42,19 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ddbrepl.errors import SourceError
 from ddbrepl.sources.aws import error_code, translate
-from ddbrepl.sources.export_model import DataFile, ExportFormat, ExportInfo, ExportProgress, ExportType
+from ddbrepl.sources.export_manifest import (
+    EXPORTS_DIR,
+    SUMMARY,
+    from_summary,
+    get_json,
+    moto_layout,
+    single_folder,
+)
+from ddbrepl.sources.export_model import DataFile, ExportFormat, ExportInfo, ExportProgress
 from ddbrepl.sources.export_read import CHUNK_CHANGES, iter_file
 
 if TYPE_CHECKING:
@@ -69,10 +76,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-EXPORTS_DIR = "AWSDynamoDB/"
-SUMMARY = "manifest-summary.json"
-FORMATS: dict[str, ExportFormat] = {"DYNAMODB_JSON": "DYNAMODB_JSON", "ION": "ION"}
-TYPES: dict[str, ExportType] = {"FULL_EXPORT": "FULL_EXPORT", "INCREMENTAL_EXPORT": "INCREMENTAL_EXPORT"}
 
 ProgressCallback = Callable[[ExportProgress], None]
 
@@ -94,16 +97,16 @@ def locate_export(s3: S3Client, url: str, *, fallback_time: datetime | None = No
     """
     bucket, key = parse_s3_url(url)
     if key.endswith(SUMMARY):
-        return _from_summary(s3, bucket, key)
+        return from_summary(s3, bucket, key)
     parts = key.rstrip("/").split("/")
     if len(parts) >= 2 and parts[-2] + "/" == EXPORTS_DIR and parts[-1] != "data":
         folder = "/".join(parts) + "/"
     else:
-        folder = _single_folder(s3, bucket, "/".join(parts) + "/" if key else "", require_manifestless=False)
-    summary = _get_json(s3, bucket, folder + SUMMARY, missing_ok=True)
+        folder = single_folder(s3, bucket, "/".join(parts) + "/" if key else "", require_manifestless=False)
+    summary = get_json(s3, bucket, folder + SUMMARY, missing_ok=True)
     if summary is not None:
-        return _from_summary(s3, bucket, folder + SUMMARY, summary)
-    return _moto_layout(s3, bucket, folder, fallback_time)
+        return from_summary(s3, bucket, folder + SUMMARY, summary)
+    return moto_layout(s3, bucket, folder, fallback_time)
 
 
 def describe_export(
@@ -122,17 +125,20 @@ def describe_export(
     manifest = desc.get("ExportManifest")
     prefix = desc.get("S3Prefix") or ""
     if manifest:
-        summary = _get_json(s3, bucket, manifest, missing_ok=bool(prefix))
+        summary = get_json(s3, bucket, manifest, missing_ok=bool(prefix))
         if summary is None:  # the same doubt as manifestFilesS3Key: a full key, or relative to the prefix?
             manifest = f"{prefix.rstrip('/')}/{manifest}"
-            summary = _get_json(s3, bucket, manifest)
-        return _from_summary(s3, bucket, manifest, summary)
+            summary = get_json(s3, bucket, manifest)
+        return from_summary(s3, bucket, manifest, summary)
     # moto: no manifest and an ARN that does not name the folder; the prefix must hold exactly one export
     base = prefix.rstrip("/") + "/" if prefix else ""
-    folder = _single_folder(s3, bucket, base, require_manifestless=True)
+    folder = single_folder(s3, bucket, base, require_manifestless=True)
     when = desc.get("ExportTime") or desc.get("StartTime") or requested_at
-    info = _moto_layout(s3, bucket, folder, when)
-    return replace(info, export_arn=export_arn, table_arn=desc.get("TableArn"))
+    info = replace(moto_layout(s3, bucket, folder, when), export_arn=export_arn, table_arn=desc.get("TableArn"))
+    count = desc.get("ItemCount")
+    if count is not None and len(info.files) == 1:  # moto's one file holds them all: its count can be checked
+        info = replace(info, item_count=count, files=(replace(info.files[0], item_count=count),))
+    return info
 
 
 def start_export(
@@ -237,177 +243,3 @@ def _table_arn(dynamodb: DynamoDBClient, table: str) -> str:
         return dynamodb.describe_table(TableName=table)["Table"]["TableArn"]
     except (ClientError, BotoCoreError) as exc:
         raise translate(exc, f"DescribeTable of table {table!r}") from exc
-
-
-def _get_json(s3: S3Client, bucket: str, key: str, *, missing_ok: bool = False) -> Any:
-    body = _get_bytes(s3, bucket, key, missing_ok=missing_ok)
-    if body is None:
-        return None
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise SourceError(f"s3://{bucket}/{key} is not valid JSON: {exc}") from exc
-
-
-def _get_bytes(s3: S3Client, bucket: str, key: str, *, missing_ok: bool = False) -> bytes | None:
-    try:
-        body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        return body
-    except (ClientError, BotoCoreError) as exc:
-        if error_code(exc) in ("NoSuchKey", "404"):
-            if missing_ok:
-                return None
-            raise SourceError(
-                f"s3://{bucket}/{key} does not exist",
-                hint="check the export address; was the export deleted?",
-            ) from exc
-        raise translate(exc, f"GetObject of s3://{bucket}/{key}") from exc
-
-
-def _from_summary(s3: S3Client, bucket: str, key: str, summary: Any = None) -> ExportInfo:
-    """Build the ExportInfo of an AWS-layout export from its summary and files manifests."""
-    if summary is None:
-        summary = _get_json(s3, bucket, key)
-    where = f"s3://{bucket}/{key}"
-    if not isinstance(summary, dict):
-        raise SourceError(f"{where} is not a JSON object")
-    try:
-        fmt = FORMATS[summary.get("outputFormat") or "DYNAMODB_JSON"]
-        export_type = TYPES[summary.get("exportType") or "FULL_EXPORT"]
-    except KeyError as exc:
-        raise SourceError(f"{where}: unknown export format or type {exc.args[0]!r}") from None
-    when = summary.get("exportToTime") if export_type == "INCREMENTAL_EXPORT" else None
-    when = when or summary.get("exportTime") or summary.get("startTime")  # never later than the snapshot
-    files_key = summary.get("manifestFilesS3Key")
-    if not when or not files_key:
-        raise SourceError(f"{where} lacks exportTime or manifestFilesS3Key", hint="is this a DynamoDB export?")
-    prefix = summary.get("s3Prefix") or None
-    manifest = _get_bytes(s3, bucket, files_key, missing_ok=True)
-    relative_to = ""
-    if manifest is None and prefix and not files_key.startswith(prefix):
-        relative_to = prefix.rstrip("/") + "/"
-        manifest = _get_bytes(s3, bucket, relative_to + files_key, missing_ok=True)
-    if manifest is None:
-        raise SourceError(f"{where}: its files manifest s3://{bucket}/{files_key} does not exist")
-    files = tuple(_data_files(manifest, relative_to, f"s3://{bucket}/{relative_to}{files_key}"))
-    item_count = summary.get("itemCount")
-    return ExportInfo(
-        bucket=bucket,
-        folder=key.rsplit("/", 1)[0] + "/" if "/" in key else "",
-        prefix=prefix,
-        export_arn=summary.get("exportArn"),
-        table_arn=summary.get("tableArn"),
-        export_time=_timestamp(when, where),
-        format=fmt,
-        export_type=export_type,
-        view_type=summary.get("outputView") if export_type == "INCREMENTAL_EXPORT" else None,
-        item_count=None if item_count is None else int(item_count),
-        files=files,
-    )
-
-
-def _data_files(manifest: bytes, relative_to: str, where: str) -> list[DataFile]:
-    files = []
-    for lineno, line in enumerate(manifest.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            entry = orjson.loads(line)
-            count = entry.get("itemCount")
-            files.append(
-                DataFile(
-                    key=relative_to + entry["dataFileS3Key"],
-                    item_count=None if count is None else int(count),
-                    md5=entry.get("md5Checksum"),
-                )
-            )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise SourceError(f"{where}, line {lineno}: not a data file entry ({exc})") from exc
-    return files
-
-
-def _timestamp(value: Any, where: str) -> datetime:
-    try:
-        if isinstance(value, datetime):
-            parsed = value
-        elif isinstance(value, int | float):
-            parsed = datetime.fromtimestamp(value, UTC)
-        else:
-            parsed = datetime.fromisoformat(str(value))
-    except ValueError as exc:
-        raise SourceError(f"{where}: bad timestamp {value!r}") from exc
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def _list(s3: S3Client, bucket: str, prefix: str, delimiter: str | None = None) -> tuple[list[Any], list[str]]:
-    """All objects and common prefixes under ``prefix`` (paginated)."""
-    objects: list[Any] = []
-    folders: list[str] = []
-    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
-    if delimiter:
-        kwargs["Delimiter"] = delimiter
-    try:
-        for page in s3.get_paginator("list_objects_v2").paginate(**kwargs):
-            objects.extend(page.get("Contents", []))
-            folders.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
-    except (ClientError, BotoCoreError) as exc:
-        raise translate(exc, f"listing s3://{bucket}/{prefix}") from exc
-    return objects, folders
-
-
-def _single_folder(s3: S3Client, bucket: str, base: str, *, require_manifestless: bool) -> str:
-    """The one export folder under ``base`` (a prefix, or a prefix's ``AWSDynamoDB/``)."""
-    root = base if base.endswith(EXPORTS_DIR) else base + EXPORTS_DIR
-    _, folders = _list(s3, bucket, root, "/")
-    folders = [f for f in folders if f != root + "data/"]  # the incremental exports' shared data folder
-    if require_manifestless:
-        folders = [f for f in folders if _get_bytes(s3, bucket, f + SUMMARY, missing_ok=True) is None]
-    if len(folders) != 1:
-        found = ", ".join(folders[:5]) + (" …" if len(folders) > 5 else "") if folders else "none"
-        raise SourceError(
-            f"expected exactly one export folder under s3://{bucket}/{root}, found {len(folders)}: {found}",
-            hint="pass the export folder itself: s3://bucket/prefix/AWSDynamoDB/<export id>/",
-        )
-    return folders[0]
-
-
-def _moto_layout(s3: S3Client, bucket: str, folder: str, when: datetime | None) -> ExportInfo:
-    """A manifest-less folder as moto writes it: each ``.gz`` object under ``data/`` is a DYNAMODB_JSON file.
-
-    AWS writes ``_started`` first and the manifests last, so a folder with ``_started`` and no summary is an AWS
-    export still running (or failed): reading its data files would load part of a table without a word.
-    """
-    if _get_bytes(s3, bucket, folder + "_started", missing_ok=True) is not None:
-        raise SourceError(
-            f"the export at s3://{bucket}/{folder} is not complete: it has _started but no {SUMMARY}",
-            hint="wait for the export to finish (DescribeExport), or use another export",
-        )
-    objects, _ = _list(s3, bucket, folder + "data/")
-    objects = [o for o in objects if o["Key"].endswith(".gz")]
-    if not objects:
-        raise SourceError(
-            f"no DynamoDB export at s3://{bucket}/{folder}: neither {SUMMARY} nor data/*.gz",
-            hint="pass the export folder: s3://bucket/prefix/AWSDynamoDB/<export id>/",
-        )
-    if when is None:
-        when = min(o["LastModified"] for o in objects)
-    log.info(
-        "s3://%s/%s has no manifest: reading its %d data file(s) as moto writes them",
-        bucket,
-        folder,
-        len(objects),
-    )
-    return ExportInfo(
-        bucket=bucket,
-        folder=folder,
-        prefix=folder.split(EXPORTS_DIR, maxsplit=1)[0].rstrip("/") or None,
-        export_arn=None,
-        table_arn=None,
-        export_time=_timestamp(when, f"s3://{bucket}/{folder}"),
-        format="DYNAMODB_JSON",
-        export_type="FULL_EXPORT",
-        view_type=None,
-        item_count=None,
-        files=tuple(DataFile(key=o["Key"], item_count=None) for o in sorted(objects, key=lambda o: o["Key"])),
-        layout="moto",
-    )

@@ -53,10 +53,10 @@ def number_text(value: Decimal | int) -> str:
         return str(int(value))
     if not value.is_finite():
         raise ValueError(f"Ion decimal {value} is not a DynamoDB number")
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent >= 0:
+    text = str(value)
+    if "E+" in text:  # a whole number with an exponent, such as 6d2 → 6E+2
         return format(value, "f")
-    return str(value)
+    return text
 
 
 def _annotation(value: Any) -> str | None:
@@ -128,7 +128,7 @@ def _set_element(tag: str, value: Any) -> Any:
 
 def to_item(struct: Mapping[str, Any]) -> dict[str, Any]:
     """Convert an Ion struct (an item, image or key set) into DynamoDB JSON: name → attribute value."""
-    return {str(name): to_attribute(value) for name, value in struct.items()}
+    return {name: to_attribute(value) for name, value in struct.items()}
 
 
 def parse(text: bytes) -> list[Any]:

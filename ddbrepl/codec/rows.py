@@ -89,6 +89,8 @@ class Converter:
                 return None
             soft = self.mapping.ttl_delete == "soft" if change.ttl_delete else self.mapping.delete == "soft"
             return self._delete(change, soft)
+        if flt is not None and change.event not in flt.events:
+            return None
         image = change.new_image
         if image is None and self.keys_suffice:
             image = change.keys  # KEYS_ONLY stream: enough when the mapping reads nothing but keys
@@ -97,15 +99,12 @@ class Converter:
                 change,
                 f"{change.event} carries no new image: the stream view type must be NEW_IMAGE or NEW_AND_OLD_IMAGES",
             )
-        if flt is not None:
-            if change.event not in flt.events:
-                return None
-            if not flt.matches(image, change):
-                # The item left this mapping's entity (its type changed): drop the row it had, if any.
-                old = change.old_image
-                if change.event == "MODIFY" and old is not None and flt.matches(old, change):
-                    return self._delete(change, self.mapping.delete == "soft")
-                return None
+        if flt is not None and not flt.matches(image, change):
+            # The item left this mapping's entity (its type changed): drop the row it had, if deletes are taken.
+            old = change.old_image
+            if change.event == "MODIFY" and old is not None and "REMOVE" in flt.events and flt.matches(old, change):
+                return self._delete(change, self.mapping.delete == "soft")
+            return None
         try:
             values = tuple([fn(image, change, None) for fn in self.value_fns])
         except Reject:

@@ -290,6 +290,24 @@ def test_an_item_leaving_the_entity_is_deleted_from_it() -> None:
     assert conv(change) == Delete(("p",), 3, soft=True)
 
 
+def test_an_item_leaving_the_entity_is_kept_when_removes_are_not_taken() -> None:
+    m = mapping(
+        col("pk", "pk", "text", primary_key=True), events=("INSERT", "MODIFY"), where=(cond("type", "equals", "User"),)
+    )
+    change = RawChange(
+        "MODIFY",
+        {"pk": S("p")},
+        new_image={"pk": S("p"), "type": S("Order")},
+        old_image={"pk": S("p"), "type": S("User")},
+    )
+    assert compile_mapping(m)(change) is None
+
+
+def test_an_event_not_taken_is_skipped_before_anything_is_read() -> None:
+    m = mapping(col("pk", "pk", "text", primary_key=True), col("x", "x", "text"), events=("INSERT",))
+    assert compile_mapping(m)(RawChange("MODIFY", {"pk": S("p")})) is None  # no image, yet not a rejection
+
+
 def test_route_single_table_design() -> None:
     users, orders = typed("User"), typed("Order")
     converters = [compile_mapping(users), compile_mapping(orders)]

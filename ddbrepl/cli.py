@@ -105,6 +105,125 @@ def backfill_cmd(settings: Settings, table: str, segments: int | None, workers: 
     click.echo(summary.render())
 
 
+def _emit(output: str, text: str, data: Any) -> None:
+    """Print a report as text or as one JSON document."""
+    click.echo(json.dumps(data, indent=2, default=str) if output == "json" else text)
+
+
+_OUTPUT = click.option("--output", type=click.Choice(["text", "json"]), default="text", help="Report format.")
+
+
+@cli.group("dlq")
+def dlq_cmd() -> None:
+    """Dead letters: changes a mapping could not convert."""
+
+
+@dlq_cmd.command("list")
+@click.option("--table", help="Only dead letters of this DynamoDB table.")
+@_OUTPUT
+@click.pass_obj
+def dlq_list_cmd(settings: Settings, table: str | None, output: str) -> None:
+    """List open dead letters, oldest first."""
+    from ddbrepl.runners.dlq import list_letters
+
+    listing = list_letters(settings, table=table)
+    _emit(output, listing.render(), listing.to_json())
+
+
+@dlq_cmd.command("replay")
+@click.option("--id", "ids", multiple=True, type=int, help="A dead letter id (repeatable).")
+@click.option("--table", help="Every open dead letter of this DynamoDB table.")
+@_OUTPUT
+@click.pass_obj
+def dlq_replay_cmd(settings: Settings, ids: tuple[int, ...], table: str | None, output: str) -> None:
+    """Convert dead letters again with the current mappings and apply them. Exit 1 if some still fail."""
+    from ddbrepl.runners.dlq import replay
+
+    result = replay(settings, ids=ids, table=table)
+    _emit(output, result.render(), result.to_json())
+    sys.exit(0 if result.ok else 1)
+
+
+@dlq_cmd.command("discard")
+@click.option("--id", "ids", multiple=True, type=int, help="A dead letter id (repeatable).")
+@click.option("--table", help="Every open dead letter of this DynamoDB table.")
+@click.pass_obj
+def dlq_discard_cmd(settings: Settings, ids: tuple[int, ...], table: str | None) -> None:
+    """Delete dead letters for good."""
+    from ddbrepl.runners.dlq import discard
+
+    click.echo(f"discarded {discard(settings, ids=ids, table=table)} dead letter(s)")
+
+
+@cli.command("apply-events")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--table", help="The DynamoDB table of every record. [default: from eventSourceARN]")
+@click.option("--dry-run", is_flag=True, help="Print what each mapping would do; no database.")
+@_OUTPUT
+@click.pass_obj
+def apply_events_cmd(settings: Settings, file: Path, table: str | None, dry_run: bool, output: str) -> None:
+    """Apply a Lambda-style {"Records": [...]} stream event through the mappings."""
+    from ddbrepl.runners.events import apply_events
+
+    result = apply_events(settings, file, table=table, dry_run=dry_run)
+    _emit(output, result.render(), result.to_json())
+
+
+@cli.command("verify")
+@click.option("--table", required=True, help="The DynamoDB table to compare (every mapping that reads it).")
+@click.option("--repair", is_flag=True, help="Fix the drift found: upsert missing/different rows, delete extra.")
+@click.option("--sample", type=click.IntRange(1), help="Compare only about N items (no extra-row check).")
+@click.option("--segments", type=click.IntRange(1, 1_000_000), default=4, help="Parallel-scan TotalSegments.")
+@_OUTPUT
+@click.pass_obj
+def verify_cmd(settings: Settings, table: str, repair: bool, sample: int | None, segments: int,
+               output: str) -> None:
+    """Compare DynamoDB with PostgreSQL row by row. Exit 1 on drift (after --repair: on drift left unfixed)."""
+    from ddbrepl.runners.verify import verify
+
+    report = verify(settings, table, repair=repair, sample=sample, segments=segments)
+    _emit(output, report.render(), report.to_json())
+    sys.exit(0 if report.ok else 1)
+
+
+@cli.command("status")
+@click.option("--table", "tables", multiple=True, help="Only this DynamoDB table (repeatable).")
+@_OUTPUT
+@click.pass_obj
+def status_cmd(settings: Settings, tables: tuple[str, ...], output: str) -> None:
+    """Per mapped table: backfill progress, shards, last sequence, lag, leases, dead letters, last error."""
+    from ddbrepl.runners.status import status
+
+    report = status(settings, tables)
+    _emit(output, report.render(), report.to_json())
+
+
+@cli.command("tail")
+@click.option("--table", "tables", multiple=True,
+              help="Only this DynamoDB table (repeatable). [default: every mapped table]")
+@click.option("--until-idle", is_flag=True, help="Exit 0 once every shard is caught up (tests, cron).")
+@click.option("--from", "start", type=click.Choice(["trim-horizon", "latest"]), default="trim-horizon",
+              help="Where a table followed for the first time starts (after a backfill: its point in time).")
+@click.option("--worker-id", help="This worker's name in ddbrepl.leases. [default: host:pid]")
+@click.option("--lease-seconds", type=click.FloatRange(min=1.0), default=30.0,
+              help="A worker that stops renewing loses its shards after this long.")
+@click.option("--threads", type=click.IntRange(1, 256), default=8, help="Shards read and applied at once.")
+@click.option("--accept-new-stream", is_flag=True,
+              help="Follow a table's new stream ARN (after disable/re-enable and a new backfill).")
+@click.option("--progress/--no-progress", default=True,
+              help="Live status line on a terminal, periodic lines otherwise.")
+@click.pass_obj
+def tail_cmd(settings: Settings, tables: tuple[str, ...], until_idle: bool, start: str, worker_id: str | None,
+             lease_seconds: float, threads: int, accept_new_stream: bool, progress: bool) -> None:
+    """Follow the tables' DynamoDB Streams and apply every change exactly once."""
+    from ddbrepl.runners.tail import tail
+
+    summary = tail(settings, tables, until_idle=until_idle, start="latest" if start == "latest" else "trim-horizon",
+                   worker=worker_id, lease_seconds=lease_seconds, threads=threads,
+                   accept_new_stream=accept_new_stream, progress=progress)
+    click.echo(summary.render())
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="ddbrepl")

@@ -1,0 +1,322 @@
+"""`ddbrepl tail`: follow the streams of the mapped tables and apply every change exactly once.
+
+One coordinator (this module, the calling thread) and a bounded pool of shard turns (runners.shard_worker):
+
+- every ``discover_seconds`` (and whenever a shard finished, or before declaring idle) DescribeStream lists the
+  shards; new ones get a checkpoint row and a free lease;
+- every ``balance_seconds`` a lease round (state.leases.balance) renews what this worker holds and takes its share
+  of the ready shards (parent finished before child, across workers); a shard whose lease went elsewhere is dropped
+  after its turn in flight;
+- every held shard whose reader is due gets a turn on the pool: read, apply with the checkpoint in one
+  transaction, repeat for up to a second.
+
+SIGINT/SIGTERM: turns finish the batch in flight and commit, leases are given back, exit 0. ``until_idle``: stop
+once every shard this worker can hold is caught up (closed shards read to their end, open shards empty on
+repeated reads) and a fresh listing shows nothing new. A lost database is retried with backoff, by the turns and by
+the coordinator alike; a Fatal error (data loss, a gap in the stream) stops everything and is raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import psycopg
+
+from ddbrepl.db import connect
+from ddbrepl.errors import DdbreplError, Fatal, Retriable
+from ddbrepl.records import Shard
+from ddbrepl.runners.common import aws_config, open_state, table_plans, worker_id
+from ddbrepl.runners.shard_worker import Connections, Feed, Outcome, ShardTask, Tally
+from ddbrepl.runners.tail_feeds import StartFrom, prepare
+from ddbrepl.runners.tail_status import StatusLine
+from ddbrepl.settings import Settings
+from ddbrepl.sources import shards as lineage
+from ddbrepl.sources.aws import dynamodb_client, streams_client
+from ddbrepl.sources.reader import ShardReader
+from ddbrepl.sources.stream import describe_stream
+from ddbrepl.state import checkpoints, leases
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Summary:
+    """What one `tail` run did, per table."""
+
+    worker: str
+    tallies: dict[str, Tally] = field(default_factory=dict)
+    seconds: float = 0.0
+    reason: str = "stopped"
+
+    @property
+    def records(self) -> int:
+        return sum(t.records for t in self.tallies.values())
+
+    def render(self) -> str:
+        lines = [f"tail {self.reason} after {self.seconds:.1f}s: {self.records:,} stream records"]
+        for table, t in sorted(self.tallies.items()):
+            s = t.stats
+            lines.append(f"  {table}: {t.records:,} records ({t.skipped:,} before the hand-off point), "
+                         f"{s.upserts:,} upserts, {s.deletes:,} deletes, {s.rejected:,} dead letters")
+        return "\n".join(lines)
+
+
+@contextmanager
+def _signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set ``stop`` (only the main thread may install handlers; elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: finishing the batches in flight", signum)
+        stop.set()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+class _Coordinator:
+    def __init__(self, settings: Settings, feeds: Sequence[Feed], *, worker: str, lease_seconds: float,
+                 threads: int, until_idle: bool, stop: threading.Event, status: StatusLine,
+                 discover_seconds: float, reader_options: dict[str, Any]) -> None:
+        config = aws_config(settings)
+        self.url = settings.require_database()
+        self.streams = streams_client(config)
+        self.dynamodb = dynamodb_client(config)
+        self.feeds = {f.arn: f for f in feeds}
+        self.worker = worker
+        self.lease_seconds = lease_seconds
+        self.balance_seconds = min(1.0, lease_seconds / 3)
+        self.discover_seconds = discover_seconds
+        self.until_idle = until_idle
+        self.stop = stop
+        self.status = status
+        self.reader_options = reader_options
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="tail")
+        self.connections = Connections(self.url)
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.tallies = {f.plan.source_table: Tally() for f in feeds}
+        self.listed: dict[str, dict[str, Shard]] = {f.arn: {} for f in feeds}
+        self.tasks: dict[tuple[str, str], ShardTask] = {}
+        self.running: dict[tuple[str, str], Future[Outcome]] = {}
+        self.conn: psycopg.Connection[Any] | None = None
+        self.db_delay = 0.5
+        self.next_db_try = 0.0
+        self.last_discover = -1e9
+        self.last_balance = -1e9
+        self.discover_now = True
+        self.idle_checks = 0
+        self.error: BaseException | None = None
+
+    # ---- coordinator's own connection ------------------------------------------------------------------------
+
+    def _db(self) -> psycopg.Connection[Any] | None:
+        if self.conn is not None and not self.conn.closed and not self.conn.broken:
+            return self.conn
+        if time.monotonic() < self.next_db_try:
+            return None
+        try:
+            self.conn = connect(self.url, autocommit=True)
+            self.db_delay = 0.5
+            return self.conn
+        except Retriable as exc:
+            log.warning("%s; retrying in %.1fs", exc.message, self.db_delay)
+            self.next_db_try = time.monotonic() + self.db_delay
+            self.db_delay = min(self.db_delay * 2, 15.0)
+            return None
+
+    def _db_failed(self, exc: BaseException) -> None:
+        log.warning("database unavailable for the lease round (%s)", str(exc).splitlines()[0] if str(exc) else exc)
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
+        self.next_db_try = time.monotonic() + self.db_delay
+        self.db_delay = min(self.db_delay * 2, 15.0)
+
+    # ---- rounds ----------------------------------------------------------------------------------------------
+
+    def _discover(self) -> int:
+        """List every followed stream; register new shards. Returns how many shards were new."""
+        conn = self._db()
+        if conn is None:
+            return 0
+        new = 0
+        for arn, feed in self.feeds.items():
+            info = describe_stream(self.streams, arn)
+            merged = lineage.merge(self.listed[arn].values(), info.shards)
+            self.listed[arn] = {s.id: s for s in merged}
+            try:
+                with conn.transaction():
+                    new += checkpoints.register(conn, feed.plan.source_table, arn, merged)
+            except psycopg.Error as exc:
+                self._db_failed(exc)
+                return 0
+        self.last_discover = time.monotonic()
+        self.discover_now = False
+        return new
+
+    def _balance(self) -> None:
+        conn = self._db()
+        if conn is None:
+            return
+        try:
+            with conn.transaction():
+                leases.heartbeat(conn, self.worker)
+                held = {arn: leases.balance(conn, arn, self.worker, self.lease_seconds) for arn in self.feeds}
+        except psycopg.Error as exc:
+            self._db_failed(exc)
+            return
+        self.last_balance = time.monotonic()
+        for arn, epochs in held.items():
+            for shard_id, epoch in epochs.items():
+                key = (arn, shard_id)
+                task = self.tasks.get(key)
+                if task is not None and task.epoch != epoch:
+                    task.lost = True  # re-taken under a new epoch: start over from the checkpoint
+                if (task is None or task.lost) and key not in self.running:
+                    self.tasks[key] = self._task(self.feeds[arn], shard_id, epoch)
+        for key, task in self.tasks.items():
+            if key[1] not in held.get(key[0], {}):
+                task.lost = True
+
+    def _task(self, feed: Feed, shard_id: str, epoch: int) -> ShardTask:
+        shard = self.listed[feed.arn].get(shard_id) or Shard(shard_id, None, 0)
+        reader = ShardReader(self.streams, feed.arn, shard, **self.reader_options)
+        log.info("worker %s took shard %s of %s (epoch %d)", self.worker, shard_id, feed.plan.source_table, epoch)
+        return ShardTask(feed, reader, epoch, worker=self.worker, lease_seconds=self.lease_seconds,
+                         connections=self.connections, dynamodb=self.dynamodb,
+                         tally=self.tallies[feed.plan.source_table], lock=self.lock, stop=self.stop)
+
+    def _collect(self) -> None:
+        for key, future in list(self.running.items()):
+            if not future.done():
+                continue
+            del self.running[key]
+            exc = future.exception()
+            if exc is not None:
+                self.error = self.error or exc
+                self.stop.set()
+                continue
+            if future.result() == "finished":
+                self.discover_now = True
+                self.last_balance = -1e9  # children may be ready now
+        for key in [k for k, t in self.tasks.items() if (t.finished or t.lost) and k not in self.running]:
+            del self.tasks[key]
+
+    def _schedule(self) -> float:
+        """Start a turn for every due shard; returns seconds until the next one is due."""
+        now = time.monotonic()
+        soonest = 0.25
+        for key, task in self.tasks.items():
+            if key in self.running or task.finished or task.lost:
+                continue
+            wait = task.reader.due_at - now
+            if wait <= 0:
+                future = self.pool.submit(task.turn)
+                future.add_done_callback(lambda _f: self.wake.set())
+                self.running[key] = future
+            else:
+                soonest = min(soonest, wait)
+        return soonest
+
+    def _idle(self) -> bool:
+        """Nothing running, every held shard caught up, and — confirmed after a fresh listing and lease round —
+        no ready shard left without a live owner."""
+        if self.running or any(not t.reader.caught_up for t in self.tasks.values() if not t.lost):
+            self.idle_checks = 0
+            return False
+        if self.idle_checks == 0:
+            self.idle_checks = 1
+            self.discover_now = True
+            self.last_balance = -1e9
+            return False
+        return self._unclaimed() == 0
+
+    def _unclaimed(self) -> int:
+        conn = self._db()
+        if conn is None:
+            return 1
+        try:
+            return sum(leases.unclaimed(conn, arn) for arn in self.feeds)
+        except psycopg.Error as exc:
+            self._db_failed(exc)
+            return 1
+
+    def run(self) -> str:
+        try:
+            while not self.stop.is_set():
+                now = time.monotonic()
+                if self.discover_now or now - self.last_discover >= self.discover_seconds:
+                    self._discover()
+                if now - self.last_balance >= self.balance_seconds:
+                    self._balance()
+                self._collect()
+                wait = self._schedule()
+                self.status.maybe_print(self.tallies, len(self.tasks))
+                if self.until_idle and self._idle():
+                    return "idle"
+                self.wake.wait(min(wait, 0.05 if self.until_idle else wait))
+                self.wake.clear()
+            return "stopped"
+        finally:
+            self.stop.set()
+            self.pool.shutdown(wait=True)
+            self._collect()
+            self._leave()
+            self.connections.close_all()
+            self.status.close()
+
+    def _leave(self) -> None:
+        try:
+            conn = self.conn if self.conn is not None and not self.conn.broken else connect(self.url, autocommit=True)
+            with conn.transaction():
+                given = leases.leave(conn, self.worker)
+            log.info("worker %s gave back %d lease(s)", self.worker, given)
+            conn.close()
+        except (DdbreplError, psycopg.Error) as exc:
+            log.warning("could not give back the leases of %s (%s); they expire by themselves", self.worker, exc)
+
+
+def tail(settings: Settings, tables: Sequence[str] = (), *, until_idle: bool = False,
+         start: StartFrom = "trim-horizon", worker: str | None = None, lease_seconds: float = 30.0,
+         threads: int = 8, accept_new_stream: bool = False, progress: bool = True,
+         stop: threading.Event | None = None, discover_seconds: float = 10.0,
+         reader_options: dict[str, Any] | None = None) -> Summary:
+    """Follow the streams of the mapped tables (or ``tables``) until stopped, or until idle with ``until_idle``."""
+    plans = table_plans(settings, tables)
+    if not plans:
+        raise Fatal("no mapping to tail", hint="check --mappings and --table")
+    stop = stop or threading.Event()
+    summary = Summary(worker or worker_id())
+    started = time.monotonic()
+    dynamodb = dynamodb_client(aws_config(settings))
+    with open_state(settings) as conn, conn.transaction():
+        feeds = [prepare(conn, dynamodb, p, start=start, accept_new_stream=accept_new_stream) for p in plans]
+    status = StatusLine(enabled=progress)
+    coordinator = _Coordinator(settings, feeds, worker=summary.worker, lease_seconds=lease_seconds,
+                               threads=threads, until_idle=until_idle, stop=stop, status=status,
+                               discover_seconds=discover_seconds, reader_options=reader_options or {})
+    with _signals(stop):
+        summary.reason = coordinator.run()
+    summary.tallies = coordinator.tallies
+    summary.seconds = time.monotonic() - started
+    if coordinator.error is not None:
+        if isinstance(coordinator.error, DdbreplError):
+            raise coordinator.error
+        raise Fatal(f"tail failed: {type(coordinator.error).__name__}: {coordinator.error}") from coordinator.error
+    return summary

@@ -29,6 +29,8 @@ def number(text: Any) -> Decimal:
         raise Reject("N value is not a number", text) from None
     if not value.is_finite() or "_" in text:
         raise Reject("N value is not a finite decimal number", text)
+    if value and not -130 <= value.adjusted() <= 125:
+        raise Reject("N value is outside DynamoDB's range (1E-130 to 9.99…E+125 in magnitude)", text)
     return value
 
 

@@ -31,6 +31,9 @@ ToSql = Callable[[Any], Any]
 
 _WIDE = Context(prec=2000, Emax=999_999, Emin=-999_999, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation])
 _REAL_MAX = 3.4028234663852886e38
+_PG_WHOLE_DIGITS = 131072
+_PG_SCALE = 16383
+"""numeric's limits: digits before the decimal point, and after it."""
 _FRACTION = re.compile(r"[.,](\d{7,})")
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
@@ -61,7 +64,11 @@ def _numeric(precision: int | None, scale: int | None) -> ToSql:
     if precision is None:
 
         def exact(value: Any) -> Decimal:
-            return as_number(value)
+            number = as_number(value)
+            exponent = number.as_tuple().exponent
+            if number.adjusted() >= _PG_WHOLE_DIGITS or (isinstance(exponent, int) and exponent < -_PG_SCALE):
+                raise Reject(f"{number} is beyond what PostgreSQL numeric can hold", value)
+            return number
 
         return exact
     places = scale or 0

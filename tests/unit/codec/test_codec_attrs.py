@@ -85,6 +85,8 @@ def test_negative_zero_keeps_its_sign_and_equals_zero() -> None:
         ({"N": "Infinity"}, "not a finite"),
         ({"N": "1_000"}, "not a finite"),
         ({"N": "abc"}, "not a number"),
+        ({"N": "1E+126"}, "outside DynamoDB's range"),
+        ({"N": "-9.9E-131"}, "outside DynamoDB's range"),
         ({"N": 5}, "must be a string"),
         ({"B": "not base64!"}, "not valid base64"),
         ({"B": 7}, "bytes or a base64"),

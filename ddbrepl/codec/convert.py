@@ -166,7 +166,9 @@ def _text(length: int | None, truncate: bool) -> ToSql:
 def parse_iso(text: str) -> datetime:
     """Parse an ISO-8601 date or timestamp (``2015-12-21T17:42:34Z``, ``20150311T122706Z``, ``2024-01-02``,
     ``2024-01-02 10:00:00.1234567+05:30``); digits past the microsecond round half-even, as PostgreSQL does."""
-    text = text.strip()
+    text = text.strip().upper()  # RFC 3339 allows "t" and "z"
+    if text.endswith(("UTC", "GMT")):
+        text = text[:-3].rstrip() + "+00:00"
     extra = timedelta(0)
     m = _FRACTION.search(text)
     if m is not None:

@@ -189,6 +189,10 @@ def test_varchar_counts_characters_like_postgresql() -> None:
         ("2015-03-11T12:27:06.9999995Z", datetime(2015, 3, 11, 12, 27, 7, tzinfo=UTC)),
         ("2015-03-11", datetime(2015, 3, 11, tzinfo=UTC)),
         (" 2015-03-11T12:27 ", datetime(2015, 3, 11, 12, 27, tzinfo=UTC)),
+        ("2015-03-11t12:27:06z", datetime(2015, 3, 11, 12, 27, 6, tzinfo=UTC)),
+        ("2015-03-11 12:27:06 UTC", datetime(2015, 3, 11, 12, 27, 6, tzinfo=UTC)),
+        ("2015-03-11 12:27:06+05", datetime(2015, 3, 11, 7, 27, 6, tzinfo=UTC)),
+        ("2015-03-11T12:27:06,5Z", datetime(2015, 3, 11, 12, 27, 6, 500000, tzinfo=UTC)),
     ],
 )
 def test_timestamptz_from_iso_strings(text: str, expected: datetime) -> None:

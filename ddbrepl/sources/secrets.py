@@ -42,7 +42,9 @@ def database_url(secret: str, secret_id: str = "the secret") -> str:
     password = doc.get("password")
     auth = user if not password else f"{user}:{quote(str(password), safe='')}"
     host = str(doc["host"])
-    if ":" in host and not host.startswith("["):
+    if host.startswith("/"):
+        host = quote(host, safe="")  # a Unix socket directory, percent-encoded as libpq URIs require
+    elif ":" in host and not host.startswith("["):
         host = f"[{host}]"  # an IPv6 literal
     port = int(doc.get("port") or 5432)
     dbname = quote(str(doc.get("dbname") or "postgres"), safe="")

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+import zlib
 from typing import Any
 
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
-from sqlalchemy.schema import CreateColumn, CreateSchema, CreateTable
+from sqlalchemy.schema import CreateColumn, CreateIndex, CreateSchema, CreateTable
 
 from ddbrepl.mapping.model import (
     DELETED_COLUMN,
@@ -73,20 +74,30 @@ def _bookkeeping(m: Mapping) -> list[sa.Column[Any]]:
     return cols
 
 
+def _indexes(table: sa.Table, indexes: Sequence[Sequence[str]]) -> None:
+    for cols in indexes:
+        name = "_".join([table.name, *cols, "idx"])
+        if len(name.encode()) > 63:
+            name = f"{table.name[:40]}_{zlib.crc32('|'.join(cols).encode()):08x}_idx"
+        sa.Index(name, *[table.c[c] for c in cols])
+
+
 def metadata(mappings: Sequence[Mapping]) -> sa.MetaData:
     """One MetaData holding every target and child table of ``mappings``."""
     md = sa.MetaData()
     for m in mappings:
         parent = sa.Table(m.target.table, md, *[_column(c) for c in m.columns], *_bookkeeping(m),
                           schema=m.target.schema)
+        _indexes(parent, m.indexes)
         keys = m.key_columns
         for child in m.children:
             parent_cols = [_column(k, primary_key=True) for k in keys]
-            sa.Table(
+            table = sa.Table(
                 child.target.table, md, *parent_cols, *[_column(c) for c in child.columns],
                 sa.ForeignKeyConstraint([k.name for k in keys], [parent.c[k.name] for k in keys], ondelete="CASCADE"),
                 schema=child.target.schema,
             )
+            _indexes(table, child.indexes)
     return md
 
 
@@ -117,7 +128,14 @@ class Plan:
 def _create(md: sa.MetaData, tables: Sequence[sa.Table], schemas: set[str]) -> list[str]:
     out = [str(CreateSchema(s, if_not_exists=True).compile(dialect=DIALECT)).strip() for s in sorted(schemas)]
     ordered = [t for t in md.sorted_tables if t in tables]
-    return out + [str(CreateTable(t).compile(dialect=DIALECT)).strip() for t in ordered]
+    for t in ordered:
+        out.append(str(CreateTable(t).compile(dialect=DIALECT)).strip())
+        out += [_create_index(i) for i in sorted(t.indexes, key=lambda i: str(i.name))]
+    return out
+
+
+def _create_index(index: sa.Index) -> str:
+    return str(CreateIndex(index, if_not_exists=True).compile(dialect=DIALECT)).strip()
 
 
 def plan_offline(mappings: Sequence[Mapping]) -> Plan:
@@ -171,6 +189,9 @@ def plan_live(mappings: Sequence[Mapping], url: str) -> Plan:
                     if name not in table.columns:
                         refused.append(f"{_ref(table)}.{name}: column no longer mapped (would be dropped)")
                         destructive.append(f"ALTER TABLE {qualified} DROP COLUMN {prep.quote(name)}")
+                live_indexes = {i["name"] for i in insp.get_indexes(table.name, schema=schema)}
+                add += [_create_index(i) for i in sorted(table.indexes, key=lambda i: str(i.name))
+                        if i.name not in live_indexes]
                 pk = insp.get_pk_constraint(table.name, schema=schema)
                 want_pk = [c.name for c in table.primary_key.columns]
                 if list(pk.get("constrained_columns") or []) != want_pk:

@@ -242,6 +242,15 @@ class _Checker:
         if built and not any(c.primary_key for c in built):
             self.bad(("columns",), "no column has `primary_key: true`")
 
+    def indexes(self, where: JsonPath, raw: list[list[str]] | None, names: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+        known = {n.lower(): n for n in names}
+        for i, cols in enumerate(raw or []):
+            for j, col in enumerate(cols):
+                if col.lower() not in known:
+                    self.bad((*where, i, j), f"index column {col!r} is not a column of this table (columns: "
+                             f"{', '.join(names)})")
+        return tuple(tuple(known.get(c.lower(), c) for c in cols) for cols in raw or [])
+
     def child(self, i: int, raw: dict[str, Any], parent_keys: Sequence[Column]) -> Child | None:
         where: JsonPath = ("children", i)
         target = self.table_ref((*where, "target"), raw["target"])
@@ -260,7 +269,9 @@ class _Checker:
         if source is None or any(c is None for c in cols):
             return None
         only = frozenset(raw["only_keys"]) if "only_keys" in raw else None
-        return Child(target, source, tuple(c for c in cols if c is not None), only)
+        names = [k.name for k in parent_keys] + [c["name"] for c in raw["columns"]]
+        indexes = self.indexes((*where, "indexes"), raw.get("indexes"), names)
+        return Child(target, source, tuple(c for c in cols if c is not None), only, indexes)
 
     def mapping(self) -> Mapping | None:
         doc = self.f.doc
@@ -271,6 +282,8 @@ class _Checker:
         self.keys(doc, columns, flt)
         key_cols = [c for c in columns if c is not None and c.primary_key]
         children = [self.child(i, c, key_cols) for i, c in enumerate(doc.get("children", []))]
+        indexes = self.indexes(("indexes",), doc.get("indexes"), [c["name"] for c in doc["columns"]]
+                               + [SEQ_COLUMN, SYNCED_COLUMN, DELETED_COLUMN])
         soft = doc.get("delete") == "soft" or doc.get("ttl_delete") == "soft"
         if soft and any(c["name"].lower() == DELETED_COLUMN for c in doc["columns"]):
             self.bad(("columns",), f"{DELETED_COLUMN!r} is added by soft deletes; rename your column")
@@ -288,6 +301,7 @@ class _Checker:
             delete=delete,
             ttl_delete=doc.get("ttl_delete", delete),
             children=tuple(c for c in children if c is not None),
+            indexes=indexes,
         )
 
 

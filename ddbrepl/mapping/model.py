@@ -173,6 +173,8 @@ class Child:
     columns: tuple[Column, ...]
     only_keys: frozenset[str] | None = None
     """For a map: explode only these keys (e.g. identifiers that may link profiles, not names)."""
+    indexes: tuple[tuple[str, ...], ...] = ()
+    """Secondary indexes (column-name lists) on the child table."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +191,8 @@ class Mapping:
     delete: Literal["hard", "soft"] = "hard"
     ttl_delete: Literal["hard", "soft", "ignore"] = "hard"
     children: tuple[Child, ...] = ()
+    indexes: tuple[tuple[str, ...], ...] = ()
+    """Secondary indexes (column-name lists) on the target table."""
 
     @property
     def key_columns(self) -> tuple[Column, ...]:

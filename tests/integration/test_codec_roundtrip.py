@@ -18,12 +18,15 @@ from typing import Any
 
 import psycopg
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
 from ddbrepl.codec import compile_mapping
+from ddbrepl.codec.convert import make_converter
+from ddbrepl.codec.reject import Reject
 from ddbrepl.mapping.model import Transform
+from ddbrepl.mapping.types import parse_type
 from ddbrepl.records import RawChange, Rejected, Upsert
 from tests.unit.codec.helpers import col, mapping
 from tests.unit.codec.strategies import dynamo_numbers, items, serialize, text_values
@@ -267,3 +270,45 @@ def test_every_column_type_copies_in_as_converted(conn: psycopg.Connection[Any])
         True,
     )
     assert row[-1] == '{"a":["x","y"],"b":1E+125}'  # json keeps the exact text the codec wrote
+
+
+_INT_TYPES = st.sampled_from(["smallint", "integer", "bigint"])
+_NEAR_LIMITS = st.one_of(
+    dynamo_numbers(),
+    st.integers(min_value=0, max_value=8).flatmap(
+        lambda places: st.decimals(min_value=-(10**8), max_value=10**8, places=places)
+    ),
+    st.sampled_from([2**15, 2**31, 2**63]).flatmap(lambda edge: st.integers(-edge - 2, edge + 1)).map(Decimal),
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    number=_NEAR_LIMITS,
+    precision=st.integers(min_value=1, max_value=40),
+    scale=st.integers(min_value=0, max_value=12),
+    int_type=_INT_TYPES,
+)
+def test_the_codec_accepts_exactly_what_postgresql_stores_unchanged(
+    conn: psycopg.Connection[Any], number: Decimal, precision: int, scale: int, int_type: str
+) -> None:
+    """For numeric(p,s) and the integer types: the codec accepts a number if and only if PostgreSQL stores it
+    without error and without changing its value (PostgreSQL's casts round silently; the codec must not)."""
+    scale = min(scale, precision)
+    for type_text in (f"numeric({precision},{scale})", int_type):
+        to_sql = make_converter(parse_type(type_text))
+        try:
+            to_sql(number)
+            accepted = True
+        except Reject:
+            accepted = False
+        try:
+            with conn.transaction():
+                row = conn.execute(
+                    sql.SQL("SELECT %s::numeric::{} = %s::numeric").format(sql.SQL(type_text)), (number, number)
+                ).fetchone()
+            unchanged = row is not None and row[0] is True
+        except psycopg.errors.NumericValueOutOfRange:
+            unchanged = False
+        event(f"{type_text.split('(')[0]} accepted={accepted}")
+        assert accepted == unchanged, (type_text, number)

@@ -31,7 +31,7 @@ def test_dry_run_without_database_matches_golden() -> None:
     result = run("--mappings", str(ROOT / "mappings" / "employees.yaml"), "init-schema", "--dry-run")
     assert result.exit_code == 0, result.output
     golden = (ROOT / "tests" / "golden" / "employees.sql").read_text()
-    assert result.output.endswith(golden)  # the control schema (migrations) comes first
+    assert result.output.endswith(golden + "\n")  # the control schema (migrations) comes first
     assert '"Id" BIGINT NOT NULL' in result.output and 'PRIMARY KEY ("Id")' in result.output
     assert '"Name" VARCHAR(20)' in result.output and '"Department" VARCHAR(10)' in result.output
     assert "_ddb_seq NUMERIC(40, 0)" in result.output and "CREATE TABLE ddbrepl.checkpoints" in result.output

@@ -147,8 +147,9 @@ def _text(length: int | None, truncate: bool) -> ToSql:
             raise Reject(f"text columns take S (or N), got {type_name(value)}; use jsonb for maps and lists", value)
         check_text(text, value)
         if length is not None and len(text) > length:
-            # PostgreSQL counts characters, as len() does; it also drops excess trailing spaces silently.
-            if truncate or not text[length:].strip(" "):
+            # PostgreSQL counts characters, as len() does. It would also drop excess trailing spaces silently;
+            # under `error` they are refused like any other overflow, so what is stored is what was read.
+            if truncate:
                 return text[:length]
             raise Reject(
                 f"is {len(text)} characters long, more than varchar({length}) allows "

@@ -172,7 +172,8 @@ def test_varchar_counts_characters_like_postgresql() -> None:
     rejects("varchar(3)", "abcd", "is 4 characters long, more than varchar\\(3\\)")
     assert conv("varchar(3)", "abcd", "truncate") == "abc"
     assert conv("varchar(3)", "☃☃☃☃", "truncate") == "☃☃☃"
-    assert conv("varchar(3)", "ab   ") == "ab "  # PostgreSQL drops excess trailing spaces too
+    rejects("varchar(3)", "ab   ", "is 5 characters long")  # PostgreSQL would drop the spaces silently
+    assert conv("varchar(3)", "ab   ", "truncate") == "ab "
 
 
 # --- time -------------------------------------------------------------------------------------------------------

@@ -312,3 +312,28 @@ def test_the_codec_accepts_exactly_what_postgresql_stores_unchanged(
             unchanged = False
         event(f"{type_text.split('(')[0]} accepted={accepted}")
         assert accepted == unchanged, (type_text, number)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(st.characters(exclude_categories=["Cs"]), max_size=8))
+def test_the_codec_accepts_exactly_the_text_postgresql_stores_unchanged(
+    conn: psycopg.Connection[Any], text: str
+) -> None:
+    """varchar(5) and text: accepted if and only if PostgreSQL stores the string as read (NUL, length, unicode)."""
+    conn.execute("CREATE TABLE IF NOT EXISTS texts (v varchar(5), t text)")
+    for type_text, column in (("varchar(5)", "v"), ("text", "t")):
+        try:
+            make_converter(parse_type(type_text))(text)
+            accepted = True
+        except Reject:
+            accepted = False
+        try:
+            with conn.transaction():
+                stored = conn.execute(
+                    sql.SQL("INSERT INTO texts ({0}) VALUES (%s) RETURNING {0}").format(sql.Identifier(column)), (text,)
+                ).fetchone()
+            unchanged = stored is not None and stored[0] == text
+        except (psycopg.errors.StringDataRightTruncation, psycopg.DataError):
+            unchanged = False
+        event(f"{type_text} accepted={accepted}")
+        assert accepted == unchanged, (type_text, text)

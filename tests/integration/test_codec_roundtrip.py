@@ -337,3 +337,32 @@ def test_the_codec_accepts_exactly_the_text_postgresql_stores_unchanged(
             unchanged = False
         event(f"{type_text} accepted={accepted}")
         assert accepted == unchanged, (type_text, text)
+
+
+@st.composite
+def iso_texts(draw: st.DrawFn) -> str:
+    """ISO-8601 timestamps in the spellings producers use: T or space, Z, offsets or none, 0-9 fraction digits,
+    basic (compact) or extended form."""
+    moment = draw(st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9998, 12, 31)))
+    digits = draw(st.integers(min_value=0, max_value=9))
+    fraction = "" if digits == 0 else "." + draw(st.text("0123456789", min_size=digits, max_size=digits))
+    zone = draw(st.sampled_from(["", "Z", "+00:00", "+05:30", "-08:00", "+01"]))
+    if draw(st.booleans()):
+        return moment.strftime("%Y%m%dT%H%M%S") + fraction + zone.replace(":", "")
+    separator = draw(st.sampled_from(["T", " "]))
+    return moment.strftime("%Y-%m-%d") + separator + moment.strftime("%H:%M:%S") + fraction + zone
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=iso_texts())
+@example(text="2015-03-11T12:27:06.0000005Z")
+@example(text="2015-03-11T12:27:06.0000015Z")
+@example(text="2015-03-11T12:27:06.0000025+01:00")
+@example(text="2015-03-11T23:59:59.9999995-05:00")
+def test_timestamps_read_as_postgresql_reads_them_in_utc(conn: psycopg.Connection[Any], text: str) -> None:
+    """timestamptz from ISO text: the codec's instant is PostgreSQL's own reading (session TimeZone UTC),
+    including rounding past the microsecond."""
+    conn.execute("SET TimeZone = 'UTC'")
+    expected = conn.execute("SELECT %s::text::timestamptz", (text,)).fetchone()
+    assert expected is not None
+    assert make_converter(parse_type("timestamptz"))(text) == expected[0], text

@@ -7,16 +7,24 @@ sequence order), three appliers on the same PostgreSQL, each starting from an em
   (a) row-by-row: the AWS blog's Lambda re-implemented, one INSERT/UPDATE/DELETE per record, commit every 100;
   (b) ddbrepl: RawChange → codec.rows.compile_mapping → sink.apply, one transaction per batch;
   (c) floor: already-parsed tuples, collapse + COPY + one merge + one delete per batch, written minimally by hand.
-All three must end with the same table; the script checks it. PostgreSQL is ``DDBREPL_BENCH_DATABASE_URL`` when
-set (a fresh database is created in it), else an embedded server in a temporary directory (fsync off).
+(b') is (b) with conversion of the next batch overlapped with the apply of this one (a thread), as a runner can.
+All end with the same table; the script checks it. PostgreSQL is ``DDBREPL_BENCH_DATABASE_URL`` when set (a
+fresh database is created in it), else an embedded server in a temporary directory, with fsync off as in the
+tests unless ``--fsync``. ``--rtt-ms`` puts a simulated network (bench/latency_proxy.py) between client and
+server: on loopback a statement costs ~0.03 ms of latency, between Lambda and RDS ~0.3-1 ms.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import queue
 import random
+import socket
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -26,7 +34,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ddbrepl import ddl
 from ddbrepl.codec.rows import compile_mapping
@@ -180,26 +188,116 @@ def database(*, durable: bool) -> Iterator[str]:
             server.cleanup()
 
 
+def _backend_cpu(conn: psycopg.Connection[Any]) -> float | None:
+    """CPU seconds used so far by the server process behind ``conn`` (None when it is not on this host)."""
+    try:
+        fields = Path(f"/proc/{conn.info.backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def reset(conn: psycopg.Connection[Any]) -> None:
+    conn.execute('TRUNCATE "Employees"')
+    conn.commit()
+    conn.autocommit = True
+    conn.execute('VACUUM ANALYZE "Employees"')
+    conn.autocommit = False
+
+
+def table(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+    rows = conn.execute('SELECT "Id", "Name", "Department", _ddb_seq FROM "Employees" ORDER BY 1').fetchall()
+    conn.commit()
+    return rows
+
+
 def timed(
     label: str, records: int, conn: psycopg.Connection[Any], run: Callable[[], None], repeat: int
 ) -> tuple[float, Any]:
-    """Run one applier ``repeat`` times from an empty, vacuumed table; return (best records/s, final table)."""
+    """Run one applier ``repeat`` times from an empty, vacuumed table; return (best records/s, final table).
+
+    Also prints the CPU time per record of this process (all threads) and of the server backend: unlike wall
+    time, it does not depend on what else the machine is doing.
+    """
     best = float("inf")
     rows: Any = None
+    client = server = float("inf")
     for _ in range(repeat):
-        conn.execute('TRUNCATE "Employees"')
-        conn.commit()
-        conn.autocommit = True
-        conn.execute('VACUUM ANALYZE "Employees"')
-        conn.autocommit = False
+        reset(conn)
+        cpu0, srv0 = time.process_time(), _backend_cpu(conn)
         started = time.perf_counter()
         run()
         best = min(best, time.perf_counter() - started)
-        rows = conn.execute('SELECT "Id", "Name", "Department", _ddb_seq FROM "Employees" ORDER BY 1').fetchall()
-        conn.commit()
+        client = min(client, time.process_time() - cpu0)
+        srv1 = _backend_cpu(conn)
+        if srv0 is not None and srv1 is not None:
+            server = min(server, srv1 - srv0)
+        rows = table(conn)
     rate = records / best
-    print(f"  {label:<44} {best:8.2f} s  {rate:>10,.0f} records/s", flush=True)
+    cpu = f"CPU µs/record: client {client / records * 1e6:5.1f}"
+    if server != float("inf"):
+        cpu += f", server {server / records * 1e6:5.1f}"
+    print(f"  {label:<46} {best:7.2f} s {rate:>9,.0f} records/s   {cpu}", flush=True)
     return rate, rows
+
+
+def pipelined_applier(
+    conn: psycopg.Connection[Any], mapping: Mapping, changes: Sequence[RawChange], batch: int
+) -> None:
+    """(b) with the next batch converted in a thread while this one is applied: what a runner can overlap."""
+    convert = compile_mapping(mapping)
+    ready: queue.Queue[list[Op] | None] = queue.Queue(maxsize=2)
+
+    def produce() -> None:
+        for start in range(0, len(changes), batch):
+            ready.put([op for op in map(convert, changes[start : start + batch]) if op is not None])
+        ready.put(None)
+
+    worker = threading.Thread(target=produce, daemon=True)
+    worker.start()
+    while (ops := ready.get()) is not None:
+        with conn.transaction():
+            apply(conn, mapping, ops, origin="stream")
+    worker.join()
+
+
+@contextmanager
+def latency(url: str, rtt_ms: float) -> Iterator[str]:
+    """``url`` through bench/latency_proxy.py adding ``rtt_ms`` per round trip (unchanged when 0)."""
+    if rtt_ms <= 0:
+        yield url
+        return
+    params = conninfo_to_dict(url)
+    port = free_port()
+    upstream = f"{params.get('host') or '127.0.0.1'}:{params.get('port') or 5432}"
+    proxy = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("latency_proxy.py")),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--upstream",
+            upstream,
+            "--rtt-ms",
+            str(rtt_ms),
+        ]
+    )
+    try:
+        for _ in range(100):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield make_conninfo(url, host="127.0.0.1", port=str(port))
+    finally:
+        proxy.terminate()
+        proxy.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -208,9 +306,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--keys", type=int, default=None, help="distinct employees (default: records / 4)")
     parser.add_argument("--batch", type=int, default=1000, help="records per transaction for (b) and (c)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per applier; the best is reported")
+    parser.add_argument(
+        "--rtt-ms",
+        type=float,
+        default=0.0,
+        help="add this round-trip time between client and server (Lambda to RDS: ~0.3-1 ms)",
+    )
+    parser.add_argument(
+        "--row-by-row-records",
+        type=int,
+        default=None,
+        help="records for (a) (default: all, or 20 000 when --rtt-ms is given)",
+    )
     parser.add_argument("--skip-row-by-row", action="store_true")
     parser.add_argument(
-        "--no-fsync", action="store_true", help="embedded server only: fsync and synchronous_commit off, as in tests"
+        "--fsync",
+        action="store_true",
+        help="embedded server only: keep fsync and synchronous_commit on (default: off, as in tests)",
     )
     args = parser.parse_args(argv)
     (mapping,) = load_mappings([ROOT / "mappings" / "employees.yaml"])
@@ -218,35 +330,75 @@ def main(argv: Sequence[str] | None = None) -> None:
     parsed = parse(changes)
     counts = {e: sum(1 for c in changes if c.event == e) for e in ("INSERT", "MODIFY", "REMOVE")}
     print(f"{args.records:,} records ({counts}), batches of {args.batch}, best of {args.repeat}")
-    with database(durable=not args.no_fsync) as url, psycopg.connect(url) as conn:
-        settings = conn.execute(
-            "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings"
-            " WHERE name IN ('fsync', 'synchronous_commit', 'server_version')"
-        ).fetchone()
-        print(f"  PostgreSQL: {settings[0] if settings else '?'}")
-        with conn.transaction():
+    with database(durable=args.fsync) as direct:
+        with psycopg.connect(direct) as conn, conn.transaction():
             migrate.apply(conn)
             for stmt in ddl.plan_offline([mapping]).statements:
                 conn.execute(stmt)
-        results: dict[str, tuple[float, Any]] = {}
-        if not args.skip_row_by_row:
-            results["a"] = timed("(a) row-by-row, commit every 100 (AWS blog)", args.records, conn,
-                                 lambda: blog_applier(conn, changes), args.repeat)
-        results["b"] = timed("(b) ddbrepl: codec + sink.apply", args.records, conn,
-                             lambda: ddbrepl_applier(conn, mapping, changes, args.batch), args.repeat)
-        results["c"] = timed("(c) floor: collapse + COPY + merge (text)", args.records, conn,
-                             lambda: floor_applier(conn, parsed, args.batch, binary=False), args.repeat)
-        results["c2"] = timed("(c') floor, binary COPY", args.records, conn,
-                              lambda: floor_applier(conn, parsed, args.batch, binary=True), args.repeat)
-    reference = results["c"][1]
-    for label, (_, rows) in results.items():
-        if rows != reference:
-            raise SystemExit(f"applier ({label}) ended with a different table than the floor")
-    b = results["b"][0]
-    print(f"  final table: {len(reference):,} rows, identical for every applier")
+        with latency(direct, args.rtt_ms) as url, psycopg.connect(url) as conn:
+            settings = conn.execute(
+                "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings"
+                " WHERE name IN ('fsync', 'synchronous_commit', 'server_version')"
+            ).fetchone()
+            conn.commit()
+            print(f"  PostgreSQL {settings[0] if settings else '?'}, added round trip {args.rtt_ms} ms")
+            results = run_all(args, conn, mapping, changes, parsed)
+    b = results["b"]
     if "a" in results:
-        print(f"  ddbrepl / row-by-row = {b / results['a'][0]:.1f}x")
-    print(f"  ddbrepl / floor      = {b / results['c'][0]:.2f}")
+        print(f"  ddbrepl / row-by-row = {b / results['a']:.1f}x (pipelined: {results['b2'] / results['a']:.1f}x)")
+    print(f"  ddbrepl / floor      = {b / results['c']:.2f} (pipelined: {results['b2'] / results['c']:.2f})")
+
+
+def run_all(
+    args: argparse.Namespace,
+    conn: psycopg.Connection[Any],
+    mapping: Mapping,
+    changes: Sequence[RawChange],
+    parsed: Sequence[Parsed],
+) -> dict[str, float]:
+    """Time every applier; check they all end with the same table. Returns records/s by applier."""
+    rates: dict[str, float] = {}
+    tables: dict[str, Any] = {}
+    n = len(changes)
+    if not args.skip_row_by_row:
+        m = args.row_by_row_records or (20_000 if args.rtt_ms > 0 else n)
+        head = changes[:m]
+        rates["a"], blog_table = timed(
+            f"(a) row-by-row, commit every 100 ({m:,})", m, conn, lambda: blog_applier(conn, head), 1
+        )
+        reset(conn)
+        ddbrepl_applier(conn, mapping, head, args.batch)
+        if table(conn) != blog_table:
+            raise SystemExit("the row-by-row applier and ddbrepl disagree on the final table")
+    rates["b"], tables["b"] = timed(
+        "(b) ddbrepl: codec + sink.apply",
+        n,
+        conn,
+        lambda: ddbrepl_applier(conn, mapping, changes, args.batch),
+        args.repeat,
+    )
+    rates["b2"], tables["b2"] = timed(
+        "(b') ddbrepl, codec overlapped with apply",
+        n,
+        conn,
+        lambda: pipelined_applier(conn, mapping, changes, args.batch),
+        args.repeat,
+    )
+    rates["c"], tables["c"] = timed(
+        "(c) floor: collapse + COPY + merge",
+        n,
+        conn,
+        lambda: floor_applier(conn, parsed, args.batch, binary=False),
+        args.repeat,
+    )
+    rates["c2"], tables["c2"] = timed(
+        "(c') floor, binary COPY", n, conn, lambda: floor_applier(conn, parsed, args.batch, binary=True), args.repeat
+    )
+    for label, rows in tables.items():
+        if rows != tables["c"]:
+            raise SystemExit(f"applier ({label}) ended with a different table than the floor")
+    print(f"  final table: {len(tables['c']):,} rows, identical for every applier")
+    return rates
 
 
 if __name__ == "__main__":

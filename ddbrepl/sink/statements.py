@@ -123,15 +123,13 @@ def merge(
     *,
     guard: Guard,
     soft: bool,
-    applied_into: str | None = None,
 ) -> sql.Composed:
-    """One ``INSERT … SELECT … ON CONFLICT (pk) DO UPDATE`` from the staging table into the target.
+    """One ``INSERT … SELECT … ON CONFLICT (pk) DO UPDATE`` of the staged upserts into the target.
 
     Every staged row sets ``_ddb_seq`` from the staging table and ``_ddb_synced_at`` to the transaction time; an
-    upsert clears ``deleted_at`` (``soft``). The statement's rowcount is the number of rows inserted or updated,
-    so ``staged - rowcount`` rows were refused by the guard. With ``applied_into`` the keys of the applied rows
-    are inserted into that table (to replace their children), and the rowcount is still the applied count.
-    Parameters: ``%(target_table)s`` ("schema.table") when the guard reads tombstones.
+    upsert clears ``deleted_at`` (``soft``). Rows inserted or updated are the applied ones, so ``staged -
+    applied`` rows were refused by the guard. Parameters: ``%(target_table)s`` ("schema.table") when the guard
+    reads tombstones.
     """
     updates = [sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in columns if c not in keys]
     updates.append(sql.SQL("{0} = EXCLUDED.{0}").format(_SEQ))
@@ -141,7 +139,7 @@ def merge(
     where: sql.Composable = sql.SQL("")
     if guard != "none":
         where = sql.SQL(" WHERE ") + _row_guard("t", sql.SQL("EXCLUDED.{}").format(_SEQ), guard)
-    stmt = sql.SQL(
+    return sql.SQL(
         "INSERT INTO {target} AS t ({cols}, {seq}, {synced}) SELECT {scols}, {sseq}, now() FROM {staging} AS s"
         " WHERE s.{op} = {upsert}{tomb} ON CONFLICT ({keys}) DO UPDATE SET {updates}{where}"
     ).format(
@@ -158,11 +156,6 @@ def merge(
         keys=names(keys),
         updates=sql.SQL(", ").join(updates),
         where=where,
-    )
-    if applied_into is None:
-        return stmt
-    return sql.SQL("WITH applied AS ({} RETURNING {}) INSERT INTO {} ({}) SELECT {} FROM applied").format(
-        stmt, names(keys, "t"), sql.Identifier(applied_into), names(keys), names(keys)
     )
 
 
@@ -222,6 +215,45 @@ def write_tombstones(staging: str, keys: Sequence[str], *, guard: Guard) -> sql.
         upsert=sql.Literal(OP_UPSERT),
         where=on_conflict,
     )
+
+
+def batch(
+    keys: Sequence[str],
+    *,
+    merge: sql.Composable | None,
+    delete_hard: sql.Composable | None,
+    delete_soft: sql.Composable | None,
+    tombstones: sql.Composable | None,
+    applied_into: str | None = None,
+) -> sql.Composed:
+    """Every write of a batch in one statement (one round trip): data-modifying CTEs, then their counts.
+
+    The result is one row: (upserts applied, rows hard-deleted, rows soft-deleted). After collapsing, upserted
+    and deleted keys are disjoint, so the CTEs never touch the same row and their unspecified order does not
+    matter. With ``applied_into`` the keys of the applied upserts are inserted into that table (their children
+    are replaced next).
+    """
+    parts: list[sql.Composable] = []
+    counts: list[sql.Composable] = []
+    for name, stmt, returning in (
+        ("merged", merge, names(keys, "t")),
+        ("hard", delete_hard, sql.SQL("1")),
+        ("soft", delete_soft, sql.SQL("1")),
+    ):
+        if stmt is None:
+            counts.append(sql.SQL("0"))
+            continue
+        parts.append(sql.SQL("{} AS ({} RETURNING {})").format(sql.Identifier(name), stmt, returning))
+        counts.append(sql.SQL("(SELECT count(*) FROM {})").format(sql.Identifier(name)))
+    if tombstones is not None:
+        parts.append(sql.SQL("tombstoned AS ({})").format(tombstones))
+    if applied_into is not None and merge is not None:
+        parts.append(
+            sql.SQL("applied AS (INSERT INTO {} ({}) SELECT {} FROM merged)").format(
+                sql.Identifier(applied_into), names(keys), names(keys)
+            )
+        )
+    return sql.SQL("WITH {} SELECT {}").format(sql.SQL(", ").join(parts), sql.SQL(", ").join(counts))
 
 
 def delete_children(child: sql.Identifier, applied: str, parent_keys: Sequence[str]) -> sql.Composed:

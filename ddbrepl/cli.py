@@ -94,15 +94,28 @@ def init_schema_cmd(settings: Settings, tables: tuple[str, ...], dry_run: bool, 
 @click.option("--max-rcu", type=click.FloatRange(min=0.1), help="Cap on read capacity units consumed per second.")
 @click.option("--page-limit", type=click.IntRange(1), help="Items evaluated per Scan call (DynamoDB's Limit).")
 @click.option("--progress/--no-progress", default=True, help="Progress bar on a terminal, periodic lines otherwise.")
+@click.option("--source", help="Load a DynamoDB export instead of scanning: s3://bucket/prefix/AWSDynamoDB/<id>/, "
+              "an export ARN, or `export` (start a point-in-time export now, wait, load it).")
+@click.option("--export-bucket", help="With --source export: the S3 bucket to export to.")
+@click.option("--export-prefix", help="With --source export: the S3 key prefix. [default: a fresh one]")
 @click.pass_obj
 def backfill_cmd(settings: Settings, table: str, segments: int | None, workers: int | None, restart: bool,
-                 max_rcu: float | None, page_limit: int | None, progress: bool) -> None:
-    """Load a table from a parallel scan; resumable, and shareable by several processes."""
-    from ddbrepl.runners.backfill import backfill
+                 max_rcu: float | None, page_limit: int | None, progress: bool, source: str | None,
+                 export_bucket: str | None, export_prefix: str | None) -> None:
+    """Load a table from a parallel scan or a DynamoDB export; resumable, and shareable by several processes.
+    Exit 1 if some export files could not be read (a re-run retries only them)."""
+    if source is None:
+        from ddbrepl.runners.backfill import backfill
 
-    summary = backfill(settings, table, segments=segments, workers=workers, restart=restart, max_rcu=max_rcu,
-                       page_limit=page_limit, progress=progress)
+        summary = backfill(settings, table, segments=segments, workers=workers, restart=restart, max_rcu=max_rcu,
+                           page_limit=page_limit, progress=progress)
+    else:
+        from ddbrepl.runners.backfill_export import backfill_export
+
+        summary = backfill_export(settings, table, source, export_bucket=export_bucket,
+                                  export_prefix=export_prefix, workers=workers, restart=restart, progress=progress)
     click.echo(summary.render())
+    sys.exit(1 if summary.failed else 0)
 
 
 def _emit(output: str, text: str, data: Any) -> None:
@@ -222,6 +235,23 @@ def tail_cmd(settings: Settings, tables: tuple[str, ...], until_idle: bool, star
                    worker=worker_id, lease_seconds=lease_seconds, threads=threads,
                    accept_new_stream=accept_new_stream, progress=progress)
     click.echo(summary.render())
+
+
+@cli.command("demo")
+@click.option("--keep", is_flag=True, help="Leave the local DynamoDB and PostgreSQL running; print how to use them.")
+def demo_cmd(keep: bool) -> None:
+    """The Employees story end to end on a local DynamoDB (moto) and PostgreSQL (embedded): no AWS, no database."""
+    import os
+    import threading
+
+    from ddbrepl.runners.demo import demo
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "demo"), ("AWS_SECRET_ACCESS_KEY", "demo")):
+        os.environ.setdefault(name, value)
+    def wait_forever() -> None:
+        threading.Event().wait()
+
+    demo(click.echo, keep=keep, wait_forever=wait_forever)
 
 
 def main() -> None:

@@ -126,8 +126,8 @@ def apply(
 @dataclass(frozen=True, slots=True)
 class _ChildPlan:
     prepare: bytes
+    """Create-if-missing and empty the child staging table, and delete the applied parents' children."""
     copy: bytes
-    delete: bytes
     insert: bytes
     json_at: tuple[int, ...]
 
@@ -187,9 +187,12 @@ def _plan(sig: _Signature) -> _Plan:
         child_staging = _temp_name(f"child{index}", sig)
         child_plans.append(
             _ChildPlan(
-                prepare=_render(st.prepare_staging(child_staging, child_table, child_columns)),
+                prepare=_render(
+                    st.prepare_staging(child_staging, child_table, child_columns)
+                    + sql.SQL("; ")
+                    + st.delete_children(child_table, applied, keys)
+                ),
                 copy=_render(st.copy(child_staging, child_columns)),
-                delete=_render(st.delete_children(child_table, applied, keys)),
                 insert=_render(st.insert_children(child_table, child_staging, applied, child_columns, keys)),
                 json_at=tuple(len(keys) + i for i, c in enumerate(child_cols) if c[2]),
             )
@@ -280,7 +283,6 @@ def _replace_children(cur: psycopg.Cursor[Any], plan: _Plan, upserts: list[Upser
     written = 0
     for index, child in enumerate(plan.children):
         cur.execute(child.prepare, prepare=False)
-        cur.execute(child.delete, prepare=False)
         with cur.copy(child.copy) as copy:
             for op in upserts:
                 parent = tuple(op.values[i] for i in key_at)

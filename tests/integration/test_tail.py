@@ -166,7 +166,7 @@ def test_10000_changes_with_sigkill_at_10_random_moments(aws_url: str, pg_url: s
         proc = start_ddbrepl(*base(aws_url, pg_url, MIXED), "tail", "--no-progress", "--lease-seconds", "2")
         time.sleep(rng.uniform(1.0, 3.0))
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        proc.communicate(timeout=30)
         kills += proc.returncode == -signal.SIGKILL
     assert kills == 10
     out = tail_idle(aws_url, pg_url, "--lease-seconds", "2", mappings=MIXED)
@@ -193,3 +193,31 @@ def test_sigterm_finishes_the_batch_and_gives_leases_back(aws_url: str, pg_url: 
     assert "tail stopped" in out and "300 stream records" in out
     assert pg.execute("SELECT count(*) FROM ddbrepl.leases WHERE owner IS NOT NULL").fetchone() == (0,)
     assert pg.execute("SELECT count(*) FROM ddbrepl.workers").fetchone() == (0,)
+
+
+def test_postgres_connections_killed_while_tailing(aws_url: str, pg_url: str, pg: psycopg.Connection[Any]) -> None:
+    """Every ddbrepl connection is terminated again and again while changes flow: nothing lost, nothing twice."""
+    create_table(aws_url, "Employees", [("Id", "N")])
+    ddbrepl(*base(aws_url, pg_url), "init-schema")
+    proc = start_ddbrepl(*base(aws_url, pg_url), "tail", "--no-progress", "--lease-seconds", "3")
+    model: dict[int, str] = {}
+    kills = 0
+    for round_ in range(8):
+        batch = {i: f"r{round_}-{i}" for i in range(round_ * 50, round_ * 50 + 120)}
+        put_items(aws_url, "Employees", [{"Id": Decimal(i), "empName": n} for i, n in batch.items()])
+        model.update(batch)
+        time.sleep(0.3)
+        row = pg.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = "
+                         "'ddbrepl' AND datname = current_database()").fetchone()
+        kills += row[0] if row else 0
+    assert kills > 0 and proc.poll() is None
+    deadline = time.monotonic() + 60
+    while stream_records(pg, "Employees") < 8 * 120 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "database" in err and "Traceback" not in err  # the reconnects were logged, nothing crashed
+    rows = pg.execute('SELECT "Id", "Name" FROM "Employees" ORDER BY "Id"').fetchall()
+    assert rows == sorted(model.items())
+    assert stream_records(pg, "Employees") == 8 * 120

@@ -62,3 +62,20 @@ def test_status_after_backfill_and_with_checkpoints(aws_url: str, pg_url: str, p
     assert "shards: 1 open, 1 finished; last sequence 200000000000000000000007" in text
     assert "shard-b: 4 records, sequence 200000000000000000000007, leased by host-1:42 (epoch 3)" in text
     assert "dead letters: 1 open (employees: 1)" in text
+
+
+def test_status_after_tail(aws_url: str, pg_url: str, pg: psycopg.Connection[Any]) -> None:
+    create_table(aws_url, "Employees", [("Id", "N")], stream="NEW_IMAGE")
+    base = ["--endpoint-url", aws_url, "--database-url", pg_url, "--mappings", EMPLOYEES]
+    ddbrepl(*base, "init-schema")
+    put_items(aws_url, "Employees", [{"Id": Decimal(i), "empName": f"n{i}"} for i in range(5)])
+    ddbrepl(*base, "tail", "--until-idle", "--no-progress")
+    (doc,) = json.loads(ddbrepl(*base, "status", "--output", "json").stdout)
+    arn = pg.execute("SELECT stream_arn FROM ddbrepl.streams WHERE source_table = 'Employees'").fetchone()
+    assert arn is not None and doc["stream"]["arn"] == arn[0]
+    assert (doc["shards"]["open"], doc["shards"]["finished"]) == (1, 0)  # moto's one shard never closes
+    (shard,) = doc["shards"]["detail"]
+    assert shard["records"] == 5 and shard["sequence"] == doc["last_sequence"] is not None
+    assert doc["lag_seconds"] is not None and doc["lag_seconds"] >= 0
+    assert doc["lease_owners"] == []  # a graceful exit gives the leases back
+    assert doc["backfill"] is None and doc["dead_letters"] == {} and doc["last_error"] is None

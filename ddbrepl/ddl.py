@@ -7,9 +7,9 @@ together with the control-schema migrations.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-import zlib
 from typing import Any
 
 import psycopg
@@ -138,11 +138,40 @@ def _create_index(index: sa.Index) -> str:
     return str(CreateIndex(index, if_not_exists=True).compile(dialect=DIALECT)).strip()
 
 
+NOT_ENFORCED_SINCE = (18,)
+"""PostgreSQL accepts NOT ENFORCED foreign keys from version 18 on."""
+
+
+def _foreign_keys(mappings: Sequence[Mapping]) -> list[tuple[str, str, str]]:
+    """(table name, constraint name, ALTER TABLE statement) for every ``references:``.
+
+    The constraints are informational: NOT ENFORCED, so that BI tools see the relationship while replication,
+    which applies each DynamoDB item's changes in its own order, can never be blocked by an order row that arrives
+    before its user row (or a user deleted before its orders)."""
+    prep = DIALECT.identifier_preparer
+    out = []
+    for m in mappings:
+        for c in m.columns:
+            if c.references is None:
+                continue
+            ref = c.references
+            name = f"{m.target.table}_{c.name}_fkey"
+            if len(name.encode()) > 63:
+                name = f"{m.target.table[:40]}_{zlib.crc32(c.name.encode()):08x}_fkey"
+            table = f"{prep.quote_schema(m.target.schema)}.{prep.quote(m.target.table)}"
+            stmt = (f"ALTER TABLE {table} ADD CONSTRAINT {prep.quote(name)} FOREIGN KEY ({prep.quote(c.name)}) "
+                    f"REFERENCES {prep.quote_schema(ref.schema)}.{prep.quote(ref.table)} ({prep.quote(ref.column)}) "
+                    "NOT ENFORCED")
+            out.append((m.target.table, name, stmt))
+    return out
+
+
 def plan_offline(mappings: Sequence[Mapping]) -> Plan:
     """Everything created from nothing: what ``--dry-run`` prints without a database."""
     md = metadata(mappings)
     schemas = {t.schema for t in md.sorted_tables if t.schema and t.schema != "public"}
-    return Plan(tuple(_create(md, list(md.sorted_tables), schemas)))
+    fks = [stmt for _, _, stmt in _foreign_keys(mappings)]
+    return Plan(tuple(_create(md, list(md.sorted_tables), schemas) + fks))
 
 
 def _engine(url: str) -> sa.Engine:
@@ -203,6 +232,18 @@ def plan_live(mappings: Sequence[Mapping], url: str) -> Plan:
                     destructive.append(f"ALTER TABLE {qualified} ADD PRIMARY KEY ("
                                        + ", ".join(prep.quote(c) for c in want_pk) + ")")
             schemas = {t.schema for t in missing if t.schema and t.schema not in existing_schemas}
+            fks = _foreign_keys(mappings)
+            if fks and tuple(conn.dialect.server_version_info or ()) < NOT_ENFORCED_SINCE:
+                notes.append("informational foreign keys (references:) need PostgreSQL 18 or later; skipped "
+                             + ", ".join(name for _, name, _ in fks))
+                fks = []
+            missing_names = {t.name for t in missing}
+            for table_name, name, stmt in fks:
+                schema_of = next(t.schema or "public" for t in md.sorted_tables if t.name == table_name)
+                live_fks = set() if table_name in missing_names else {
+                    fk["name"] for fk in insp.get_foreign_keys(table_name, schema=schema_of)}
+                if name not in live_fks:
+                    add.append(stmt)
             statements = _create(md, missing, schemas) + add
             return Plan(tuple(statements), tuple(refused), tuple(destructive), tuple(notes))
     finally:

@@ -28,6 +28,7 @@ from ddbrepl.mapping.model import (
     AttrPath,
     Child,
     Column,
+    ColumnRef,
     Condition,
     Filter,
     Mapping,
@@ -173,6 +174,8 @@ class _Checker:
             self.bad((*where, "nullable"), "a primary-key column cannot be nullable")
         if sql_type is None or source is None:
             return None
+        ref = raw.get("references")
+        references = ColumnRef(ref.get("schema", "public"), ref["table"], ref["column"]) if ref else None
         default = raw.get("default")
         if isinstance(default, float):
             default = Decimal(str(default))
@@ -185,6 +188,7 @@ class _Checker:
             default=default,
             on_overflow=raw.get("on_overflow", "error"),
             transforms=transforms,
+            references=references,
         )
 
     def source_fits(self, where: JsonPath, source: AttrPath, t: SqlType) -> None:
@@ -228,10 +232,10 @@ class _Checker:
         pinned = {c.path.top for c in (flt.where if flt else ()) if c.op == "equals" and len(c.path.steps) == 1}
         built = [c for c in columns if c is not None]
         for attr in key_attrs:
-            if not any(c.primary_key and c.source.top == attr and len(c.source.steps) == 1 for c in built):
-                if attr in pinned:
-                    continue
-                self.bad(("source", "key"), f"key attribute {attr!r} is not mapped to a primary-key column; add "
+            # A key attribute read by an ordinary column is the single-table pattern (an order's id is unique
+            # without its user's): the mapping author vouches for the uniqueness of the other key columns.
+            if not any(c.source.top == attr and len(c.source.steps) == 1 for c in built) and attr not in pinned:
+                self.bad(("source", "key"), f"key attribute {attr!r} is not mapped; add "
                          f"`{{name: {attr}, from: {attr}, type: …, primary_key: true}}` (or pin it with a filter "
                          "`equals` condition)")
         for i, c in enumerate(columns):
@@ -242,7 +246,8 @@ class _Checker:
         if built and not any(c.primary_key for c in built):
             self.bad(("columns",), "no column has `primary_key: true`")
 
-    def indexes(self, where: JsonPath, raw: list[list[str]] | None, names: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+    def indexes(self, where: JsonPath, raw: list[list[str]] | None,
+                names: Sequence[str]) -> tuple[tuple[str, ...], ...]:
         known = {n.lower(): n for n in names}
         for i, cols in enumerate(raw or []):
             for j, col in enumerate(cols):
@@ -322,6 +327,25 @@ def check_file(f: LoadedFile) -> tuple[Mapping | None, list[Problem]]:
     return model, checker.problems
 
 
+def _reference_problems(f: LoadedFile, where: JsonPath, column: Column, models: Sequence[Mapping]) -> list[Problem]:
+    ref = column.references
+    assert ref is not None
+    folded = (ref.schema.lower(), ref.table.lower())
+    target = next((m for m in models if (m.target.schema.lower(), m.target.table.lower()) == folded), None)
+    if target is None:
+        mapped = ", ".join(sorted(str(m.target) for m in models))
+        return [f.problem(where, f"references {ref.schema}.{ref.table}, which no mapping writes (mapped: {mapped})")]
+    keys = [c.name for c in target.key_columns]
+    if keys != [ref.column]:
+        return [f.problem(where, f"references {ref.table}.{ref.column}, but the primary key of {ref.table} is "
+                          f"({', '.join(keys)}); a foreign key must name the whole primary key")]
+    want = next(c for c in target.key_columns).sql_type
+    if want != column.sql_type:
+        return [f.problem(where, f"column {column.name!r} is {column.sql_type.render()} but {ref.table}.{ref.column} "
+                          f"is {want.render()}; use the same type")]
+    return []
+
+
 def _cross_file(models: Sequence[Mapping], files: dict[Path, LoadedFile]) -> list[Problem]:
     problems: list[Problem] = []
     writers: dict[tuple[str, str], Mapping] = {}
@@ -335,6 +359,9 @@ def _cross_file(models: Sequence[Mapping], files: dict[Path, LoadedFile]) -> lis
                 problems.append(f.problem(where, f"table {t} is already written by mapping {writers[folded].name!r} "
                                           f"({writers[folded].path}); each table has one writer"))
             writers.setdefault(folded, m)
+        for i, c in enumerate(m.columns):
+            if c.references is not None:
+                problems += _reference_problems(f, ("columns", i, "references"), c, models)
         if m.name in names:
             problems.append(f.problem(("name",), f"mapping name {m.name!r} is also used by {names[m.name].path}; "
                                       "set a distinct `name:`"))

@@ -149,6 +149,15 @@ class Column:
     """Used when the attribute is absent or NULL (a YAML scalar, converted like an attribute value)."""
     on_overflow: Literal["error", "truncate"] = "error"
     transforms: tuple[Transform, ...] = ()
+    references: ColumnRef | None = None
+    """An informational foreign key (see ddl): the referenced table's single-column primary key."""
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnRef:
+    schema: str
+    table: str
+    column: str
 
 
 @dataclass(frozen=True, slots=True)

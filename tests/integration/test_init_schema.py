@@ -92,3 +92,16 @@ def test_password_never_printed(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "s3cr3t" not in result.output
     assert "cannot connect" in result.output
+
+
+def test_every_shipped_mapping_applies_and_reapplies(pg_url: str, pg: psycopg.Connection[Any]) -> None:
+    base = ["--mappings", str(ROOT / "mappings"), "--database-url", pg_url]
+    first = run(*base, "init-schema")
+    assert first.exit_code == 0, first.output
+    assert run(*base, "init-schema").output.startswith("nothing to do")
+    fks = pg.execute("SELECT conname, conenforced FROM pg_constraint WHERE contype = 'f' "
+                     "AND connamespace = 'public'::regnamespace ORDER BY 1").fetchall()
+    assert fks == [("app_order_items_order_id_fkey", False), ("app_orders_user_id_fkey", False),
+                   ("profile_identifiers_profile_id_fkey", True)]
+    indexes = {r[0] for r in pg.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
+    assert {"profile_identifiers_attribute_value_idx", "app_orders_user_id_idx"} <= indexes

@@ -29,7 +29,7 @@ EXPECTED: dict[str, tuple[int, int, str]] = {
     "bad_regex.yaml": (6, 64, "has no group"),
     "bad_identifier.yaml": (3, 17, "try 'user_profiles'"),
     "bad_path.yaml": (6, 24, "cannot parse attribute path"),
-    "pk_not_key_attribute.yaml": (2, 29, "key attribute 'UserId' is not mapped"),
+    "pk_not_key_attribute.yaml": (6, 25, "primary-key column 'email' reads 'Email', which is not a key attribute"),
     "bad_filter_event.yaml": (7, 20, "'UPDATE' is not one of"),
     "bad_condition.yaml": (8, 7, "exactly one of equals"),
     "wrong_version.yaml": (1, 10, "unsupported version 2"),

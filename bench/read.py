@@ -30,14 +30,18 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import orjson
 from botocore.parsers import create_parser
 
 from bench.replay import capture, replay_server
-from ddbrepl.sources.aws import AwsConfig, clients
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+from ddbrepl.sources.aws import AwsConfig, dynamodb_client, streams_client
 from ddbrepl.sources.scan import scan_segment
 from ddbrepl.sources.stream import describe_stream, get_iterator, read
 
@@ -63,7 +67,11 @@ def moto_server() -> Iterator[str]:
         yield url
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:  # a busy werkzeug may ignore SIGTERM for a while
+            proc.kill()
+            proc.wait(10)
 
 
 def item(i: int) -> dict[str, Any]:
@@ -102,9 +110,7 @@ def seed(url: str, items: int) -> str:
     return str(arn)
 
 
-def bare_scan(url: str, segments: int) -> int:
-    client = boto3.client("dynamodb", endpoint_url=url)
-
+def bare_scan(client: Any, segments: int) -> int:
     def one(segment: int) -> int:
         count, params = 0, {"TableName": TABLE, "Segment": segment, "TotalSegments": segments}
         while True:
@@ -118,9 +124,7 @@ def bare_scan(url: str, segments: int) -> int:
         return sum(pool.map(one, range(segments)))
 
 
-def ddbrepl_scan(url: str, segments: int, fast: bool) -> int:
-    client = clients(AwsConfig(endpoint_url=url, fast_path=fast)).dynamodb
-
+def ddbrepl_scan(client: DynamoDBClient, segments: int) -> int:
     def one(segment: int) -> int:
         return sum(len(p.items) for p in scan_segment(client, TABLE, segment, segments, None))
 
@@ -128,8 +132,7 @@ def ddbrepl_scan(url: str, segments: int, fast: bool) -> int:
         return sum(pool.map(one, range(segments)))
 
 
-def bare_get_records(url: str, arn: str, total: int) -> int:
-    client = boto3.client("dynamodbstreams", endpoint_url=url)
+def bare_get_records(client: Any, arn: str, total: int) -> int:
     shard = client.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
     iterator = client.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
     it, count = iterator["ShardIterator"], 0
@@ -140,8 +143,7 @@ def bare_get_records(url: str, arn: str, total: int) -> int:
     return count
 
 
-def ddbrepl_get_records(url: str, arn: str, total: int) -> int:
-    streams = clients(AwsConfig(endpoint_url=url)).streams
+def ddbrepl_get_records(streams: DynamoDBStreamsClient, arn: str, total: int) -> int:
     shard = describe_stream(streams, arn).shards[0]
     it, count = get_iterator(streams, arn, shard.id, None), 0
     while count < total and it is not None:
@@ -212,7 +214,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=20_000)
     parser.add_argument("--segments", type=int, default=4)
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each variant against moto")
+    parser.add_argument("--replay-repeat", type=int, default=5, help="runs of each variant against the replay")
     parser.add_argument("--endpoint", help="an already running moto server (default: start one)")
     args = parser.parse_args()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
@@ -222,31 +225,37 @@ def main() -> None:
         started = time.perf_counter()
         arn = seed(url, args.items)
         print(f"seeded {args.items} items (and as many stream records) in {time.perf_counter() - started:.1f} s")
-        run_all(url, arn, args, "moto")
+        run_all(url, arn, args, "moto", args.repeat)
         cap = capture(url, TABLE, arn, args.segments)
     with replay_server(cap) as url:
-        run_all(url, arn, args, "replay of moto's bytes")
+        run_all(url, arn, args, "replay of moto's bytes", args.replay_repeat)
     parse_only("dynamodb", "Scan", list(cap.scans.values()), "Items", max(3, args.repeat))
     parse_only("dynamodbstreams", "GetRecords", list(cap.records.values()), "Records", max(3, args.repeat))
 
 
-def run_all(url: str, arn: str, args: argparse.Namespace, server: str) -> None:
+def run_all(url: str, arn: str, args: argparse.Namespace, server: str, repeat: int) -> None:
+    """Both comparisons against one server; every client is made before the clock starts."""
+    bare_db = boto3.client("dynamodb", endpoint_url=url)
+    bare_streams = boto3.client("dynamodbstreams", endpoint_url=url)
+    fast_db = dynamodb_client(AwsConfig(endpoint_url=url, fast_path=True))
+    slow_db = dynamodb_client(AwsConfig(endpoint_url=url, fast_path=False))
+    fast_streams = streams_client(AwsConfig(endpoint_url=url, fast_path=True))
     compare(
         f"Scan, {args.segments} segments in parallel, against {server}",
         {
-            "bare boto3 parallel scan": lambda: bare_scan(url, args.segments),
-            "ddbrepl scan_segment, fast path": lambda: ddbrepl_scan(url, args.segments, True),
-            "ddbrepl scan_segment, boto3 parse": lambda: ddbrepl_scan(url, args.segments, False),
+            "bare boto3 parallel scan": lambda: bare_scan(bare_db, args.segments),
+            "ddbrepl scan_segment, fast path": lambda: ddbrepl_scan(fast_db, args.segments),
+            "ddbrepl scan_segment, boto3 parse": lambda: ddbrepl_scan(slow_db, args.segments),
         },
-        args.repeat,
+        repeat,
     )
     compare(
         f"GetRecords over the stream (Limit 1000), against {server}",
         {
-            "bare boto3 GetRecords loop": lambda: bare_get_records(url, arn, args.items),
-            "ddbrepl stream.read, fast path": lambda: ddbrepl_get_records(url, arn, args.items),
+            "bare boto3 GetRecords loop": lambda: bare_get_records(bare_streams, arn, args.items),
+            "ddbrepl stream.read, fast path": lambda: ddbrepl_get_records(fast_streams, arn, args.items),
         },
-        args.repeat,
+        repeat,
     )
 
 

@@ -11,87 +11,27 @@ tombstoned key, so `tail` may run at the same time.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
 from ddbrepl.db import connect
-from ddbrepl.errors import DdbreplError, Fatal, Retriable
+from ddbrepl.errors import Fatal, Retriable
 from ddbrepl.progress import Reporter
-from ddbrepl.records import ApplyStats, Page, RawChange
+from ddbrepl.records import ApplyStats, RawChange
+from ddbrepl.runners.backfill_common import Summary, finish, prefetch, raise_first, run_workers
 from ddbrepl.runners.common import TablePlan, apply_changes, aws_config, one_table, open_state, worker_id
 from ddbrepl.settings import Settings
 from ddbrepl.sources.aws import dynamodb_client
 from ddbrepl.sources.scan import RateLimiter, TableInfo, describe_table, scan_segment, suggest_segments
-from ddbrepl.state import backfills, tombstones
+from ddbrepl.state import backfills
 
 log = logging.getLogger(__name__)
 PREFETCH_PAGES = 2
 MAX_RETRIES = 8
-
-
-@dataclass
-class Summary:
-    """What a backfill did, for the final report."""
-
-    table: str
-    items: int = 0
-    seconds: float = 0.0
-    stats: ApplyStats = field(default_factory=ApplyStats)
-    segments: int = 0
-    finished: bool = False
-    already_done: bool = False
-    point_in_time: datetime | None = None
-
-    def render(self) -> str:
-        if self.already_done:
-            return (f"backfill of {self.table} already finished ({self.items:,} items, point in time "
-                    f"{self.point_in_time:%Y-%m-%d %H:%M:%S}Z); use --restart to load it again")
-        rate = self.items / self.seconds if self.seconds else 0.0
-        state = "finished" if self.finished else "stopped (other processes still hold segments; re-run to resume)"
-        return (f"backfill of {self.table} {state}: {self.items:,} items in {self.seconds:.1f}s ({rate:,.0f}/s), "
-                f"{self.stats.upserts:,} rows upserted, {self.stats.skipped:,} kept (newer stream rows or "
-                f"tombstones), {self.stats.rejected:,} dead letters, {self.segments} segment(s)")
-
-
-def _prefetch(pages: Iterator[Page], stop: threading.Event) -> Iterator[Page]:
-    """Read ``pages`` in a thread, at most PREFETCH_PAGES ahead of the consumer."""
-    q: queue.Queue[Page | BaseException | None] = queue.Queue(maxsize=PREFETCH_PAGES)
-
-    def reader() -> None:
-        try:
-            for page in pages:
-                while not stop.is_set():
-                    try:
-                        q.put(page, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put(None)
-        except BaseException as exc:  # handed to the consumer, which re-raises it in its own thread
-            q.put(exc)
-
-    thread = threading.Thread(target=reader, name="scan-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
 
 
 class _Loader:
@@ -142,7 +82,7 @@ class _Loader:
         stop = threading.Event()
         pages = scan_segment(self.client, self.info.name, segment, self.total, resume, limit=self.page_limit,
                              rate_limiter=self.limiter)
-        for page in _prefetch(pages, stop):
+        for page in prefetch(pages, stop, PREFETCH_PAGES, name="scan-prefetch"):
             changes = [RawChange("INSERT", {k: item[k] for k in keys if k in item}, item) for item in page.items]
             with conn.transaction():
                 stats = apply_changes(conn, self.plan, changes, origin="scan")
@@ -185,19 +125,8 @@ def backfill(settings: Settings, table: str, *, segments: int | None = None, wor
     n_workers = max(1, min(run.total_segments, workers or 8))
     with Reporter(f"backfill {table}", info.item_count or None, enabled=progress) as reporter:
         loader = _Loader(settings, plan, info, run.total_segments, reporter, limiter, page_limit)
-        with ThreadPoolExecutor(n_workers, thread_name_prefix="backfill") as pool:
-            futures = [pool.submit(loader.run_worker) for _ in range(n_workers)]
-            errors = [f.exception() for f in futures if f.exception() is not None]
+        summary.segments, errors = run_workers(n_workers, loader.run_worker)
         summary.items, summary.seconds, summary.stats = reporter.count, reporter.elapsed, loader.stats
-        summary.segments = sum(f.result() for f in futures if f.exception() is None)
-    if errors:
-        first = errors[0]
-        if isinstance(first, DdbreplError):
-            raise first
-        raise Fatal(f"backfill of {table} failed: {first}", "re-run the same command to resume") from first
-    with open_state(settings) as conn, conn.transaction():
-        if backfills.finish(conn, table):
-            tombstones.clear(conn, plan.target_tables)
-        final = backfills.get(conn, table)
-        summary.finished = final is not None and final.finished_at is not None
+    raise_first(table, errors)
+    summary.finished = finish(settings, plan)
     return summary

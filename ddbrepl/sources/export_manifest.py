@@ -92,6 +92,11 @@ def from_summary(s3: S3Client, bucket: str, key: str, summary: Any = None) -> Ex
         view_type=summary.get("outputView") if export_type == "INCREMENTAL_EXPORT" else None,
         item_count=None if item_count is None else int(item_count),
         files=files,
+        export_from_time=(
+            timestamp(summary["exportFromTime"], where)
+            if export_type == "INCREMENTAL_EXPORT" and summary.get("exportFromTime")
+            else None
+        ),
     )
 
 

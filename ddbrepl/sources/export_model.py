@@ -55,6 +55,8 @@ class ExportInfo:
     item_count: int | None
     files: tuple[DataFile, ...]
     layout: Layout = "aws"
+    export_from_time: datetime | None = None
+    """Start of an incremental export's window (``exportFromTime``, inclusive); None for a full export."""
 
     @property
     def url(self) -> str:

@@ -269,7 +269,8 @@ def latency(url: str, rtt_ms: float) -> Iterator[str]:
         return
     params = conninfo_to_dict(url)
     port = free_port()
-    upstream = f"{params.get('host') or '127.0.0.1'}:{params.get('port') or 5432}"
+    host, port_text = str(params.get("host") or "127.0.0.1"), str(params.get("port") or "5432")
+    upstream = f"unix:{host}/.s.PGSQL.{port_text}" if host.startswith("/") else f"{host}:{port_text}"
     proxy = subprocess.Popen(
         [
             sys.executable,

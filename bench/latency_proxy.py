@@ -44,9 +44,12 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dela
         writer.close()
 
 
-async def _serve(listen: tuple[str, int], upstream: tuple[str, int], delay: float) -> None:
+async def _serve(listen: tuple[str, int], upstream: str, delay: float) -> None:
     async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        server_r, server_w = await asyncio.open_connection(*upstream)
+        if upstream.startswith("unix:"):
+            server_r, server_w = await asyncio.open_unix_connection(upstream[len("unix:") :])
+        else:
+            server_r, server_w = await asyncio.open_connection(*_address(upstream))
         await asyncio.gather(_pipe(client_r, server_w, delay), _pipe(server_r, client_w, delay))
 
     server = await asyncio.start_server(handle, *listen)
@@ -62,10 +65,10 @@ def _address(text: str) -> tuple[str, int]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--listen", required=True, help="host:port to accept connections on")
-    parser.add_argument("--upstream", required=True, help="host:port of the real server")
+    parser.add_argument("--upstream", required=True, help="host:port of the real server, or unix:/path/to/socket")
     parser.add_argument("--rtt-ms", type=float, required=True, help="round-trip time to add, in milliseconds")
     args = parser.parse_args(argv)
-    asyncio.run(_serve(_address(args.listen), _address(args.upstream), args.rtt_ms / 2000))
+    asyncio.run(_serve(_address(args.listen), args.upstream, args.rtt_ms / 2000))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import base64
 import hashlib
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -48,6 +48,9 @@ class Collapsed:
     upserts: list[Upsert]
     deletes: list[Delete]
     rejected: list[Rejected]
+    before_soft: list[Upsert] = field(default_factory=list)
+    """For keys whose final op is a soft delete: the last upsert before it in the batch. A soft-deleted row keeps
+    its values, so a row inserted and soft-deleted in one batch must be written before it is marked deleted."""
 
 
 def collapse(ops: Iterable[Op]) -> Collapsed:
@@ -58,20 +61,28 @@ def collapse(ops: Iterable[Op]) -> Collapsed:
     op still applies, and a replay of the dead letter later brings the row forward.
     """
     last: dict[tuple[Any, ...], Upsert | Delete] = {}
+    last_upsert: dict[tuple[Any, ...], Upsert] = {}
     rejected: list[Rejected] = []
     for op in ops:
         if isinstance(op, Rejected):
             rejected.append(op)
-        else:
-            last[op.key] = op
+            continue
+        last[op.key] = op
+        if isinstance(op, Upsert):
+            last_upsert[op.key] = op
+        elif not op.soft:
+            last_upsert.pop(op.key, None)
     upserts: list[Upsert] = []
     deletes: list[Delete] = []
+    before_soft: list[Upsert] = []
     for op in last.values():
         if isinstance(op, Upsert):
             upserts.append(op)
         else:
             deletes.append(op)
-    return Collapsed(upserts, deletes, rejected)
+            if op.soft and op.key in last_upsert:
+                before_soft.append(last_upsert[op.key])
+    return Collapsed(upserts, deletes, rejected, before_soft)
 
 
 def apply(
@@ -88,6 +99,7 @@ def apply(
     if conn.autocommit and conn.info.transaction_status == pq.TransactionStatus.IDLE:
         raise psycopg.ProgrammingError("sink.apply needs an open transaction (use conn.transaction())")
     batch = collapse(ops)
+    earlier = apply(conn, mapping, batch.before_soft, origin=origin) if batch.before_soft else ApplyStats()
     guard = GUARDS[origin]
     upserted = deleted = children = 0
     if batch.upserts or batch.deletes:
@@ -96,8 +108,13 @@ def apply(
         soft = sum(1 for d in batch.deletes if d.soft)
         statement = _statement(sig, guard, bool(batch.upserts), len(batch.deletes) > soft, soft > 0)
         params = {"target_table": str(mapping.target), "source_table": mapping.source_table}
+        # Backfill merges and deletes of one table never overlap (see statements.lock_tombstones).
+        if guard == "backfill":
+            prepare = plan.prepare["exclusive"]
+        else:
+            prepare = plan.prepare["shared" if batch.deletes else "none"]
         with conn.cursor() as cur:
-            cur.execute(plan.prepare, prepare=False)
+            cur.execute(prepare, prepare=False)
             _stage(cur, plan, batch)
             # Never a prepared (generic) plan: one made while the target was small keeps seq-scanning it
             # after it has grown (measured: 50x slower); planning afresh costs ~0.2 ms per batch.
@@ -115,7 +132,7 @@ def apply(
             target_table=str(mapping.target),
             origin=origin,
         )
-    stats = ApplyStats(upserted, deleted, len(batch.upserts) - upserted, len(batch.rejected), children)
+    stats = earlier + ApplyStats(upserted, deleted, len(batch.upserts) - upserted, len(batch.rejected), children)
     log.debug(
         "applied %d upserts (%d skipped), %d deletes, %d children, %d rejected to %s",
         stats.upserts, stats.skipped, stats.deletes, stats.children, stats.rejected, mapping.target,
@@ -134,9 +151,10 @@ class _ChildPlan:
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """Every statement one mapping needs, rendered once per process; keyed by guard where a guard applies."""
+    """The statements every batch of one mapping needs, rendered once per process."""
 
-    prepare: bytes
+    prepare: dict[str, bytes]
+    """Create-if-missing and empty the staging tables, after taking no, the shared or the exclusive lock."""
     copy: bytes
     width: int
     key_at: tuple[int, ...]
@@ -200,8 +218,13 @@ def _plan(sig: _Signature) -> _Plan:
     prepare = st.prepare_staging(staging, target, staged, op=True)
     if children_sig:
         prepare = prepare + sql.SQL("; ") + st.prepare_staging(applied, target, keys)
+    lock_key = int.from_bytes(hashlib.sha1(f"ddbrepl.tombstones:{target_ref}".encode()).digest()[:8], signed=True)
     return _Plan(
-        prepare=_render(prepare),
+        prepare={
+            "none": _render(prepare),
+            "shared": _render(st.lock_tombstones(lock_key, exclusive=False) + sql.SQL("; ") + prepare),
+            "exclusive": _render(st.lock_tombstones(lock_key, exclusive=True) + sql.SQL("; ") + prepare),
+        },
         copy=_render(st.copy(staging, [*staged, st.OP_COLUMN])),
         width=len(columns),
         key_at=tuple(columns.index(k) for k in keys),

@@ -75,6 +75,19 @@ def prepare_staging(staging: str, source: sql.Identifier, columns: Sequence[str]
     ).format(sql.Identifier(staging), names(columns), extra, source)
 
 
+def lock_tombstones(key: int, *, exclusive: bool) -> sql.Composed:
+    """Take the transaction-level advisory lock that orders backfill merges and deletes of one target table.
+
+    Under READ COMMITTED a backfill merge and a concurrent delete each miss the other's uncommitted work (the
+    merge cannot see the new tombstone, the delete cannot see the freshly inserted backfill row), so either order
+    could resurrect a deleted key. Backfill merges take the lock exclusively, deletes shared: they never overlap,
+    and the statement after the lock takes its snapshot once the other side has committed. Deletes from several
+    stream workers do not wait for one another. ``key`` is an integer the sink derives from the table name.
+    """
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    return sql.SQL("SELECT {}({})").format(sql.SQL(function), sql.Literal(key))
+
+
 def create_temporary(staging: str, source: sql.Identifier, columns: Sequence[str]) -> sql.Composed:
     """A temporary table with the types of ``columns`` of ``source``, dropped at commit (for rare paths)."""
     return sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -419,3 +420,69 @@ def test_batches_are_never_run_as_prepared_generic_plans(db: psycopg.Connection[
     assert db.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
     db.rollback()
     assert pg.execute("SELECT profile_id, attr, value FROM profile_attributes").fetchall() == [("p7", "a", "7")]
+
+
+def test_insert_then_soft_delete_in_one_batch_keeps_the_row(db: psycopg.Connection[Any],
+                                                            pg: psycopg.Connection[Any]) -> None:
+    def user(i: int, email: str, seq: int) -> Upsert:
+        return Upsert(key=(i, "t1"), values=(i, "t1", email, None), sequence=seq)
+
+    stats = run(db, SOFT, [user(1, "a@x", SEQ0 + 1), user(1, "b@x", SEQ0 + 2),
+                           Delete(key=(1, "t1"), sequence=SEQ0 + 3, soft=True),
+                           user(2, "c@x", SEQ0 + 4), Delete(key=(2, "t1"), sequence=SEQ0 + 5, soft=True),
+                           Delete(key=(2, "t1"), sequence=SEQ0 + 6, soft=False)])
+    assert stats.deletes == 1
+    got = pg.execute('SELECT user_id, email, deleted_at IS NOT NULL, _ddb_seq FROM crm."Users" ORDER BY 1')
+    assert got.fetchall() == [(1, "b@x", True, SEQ0 + 3)]
+
+
+def _in_thread(pg_url: str, mapping: Mapping, ops: Sequence[Op], origin: Origin) -> tuple[threading.Thread, list[Any]]:
+    """Apply ``ops`` from another session in a thread; the result list gets the stats or the exception."""
+    out: list[Any] = []
+
+    def work() -> None:
+        try:
+            with psycopg.connect(pg_url) as conn:
+                out.append(run(conn, mapping, ops, origin))
+        except Exception as exc:  # reported to the test through `out`
+            out.append(exc)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def test_concurrent_backfill_and_delete_never_resurrect(pg_url: str, db: psycopg.Connection[Any],
+                                                        pg: psycopg.Connection[Any]) -> None:
+    start_backfill(pg, "Employees")
+    run(db, EMPLOYEES, [emp(2, "stream", SEQ0 + 1)])
+
+    # 1. The backfill has inserted key 1 but not committed; the stream deletes key 1 meanwhile. Under READ
+    # COMMITTED the delete would not see the row, so it must wait for the backfill's commit.
+    with db.transaction():
+        assert apply(db, EMPLOYEES, [emp(1, "scanned", None)], origin="scan") == ApplyStats(upserts=1)
+        thread, out = _in_thread(pg_url, EMPLOYEES, [Delete(key=(1,), sequence=SEQ0 + 2)], "stream")
+        thread.join(0.5)
+        assert thread.is_alive()  # waiting for the backfill transaction
+    thread.join(10)
+    assert out == [ApplyStats(deletes=1)]
+    assert [r[0] for r in employees(pg)] == [2]
+
+    # 2. The stream has deleted key 2 but not committed; the backfill, which scanned key 2 earlier, would miss
+    # the uncommitted tombstone and re-insert the row once the delete commits. It must wait too.
+    with db.transaction():
+        assert apply(db, EMPLOYEES, [Delete(key=(2,), sequence=SEQ0 + 3)], origin="stream") == ApplyStats(deletes=1)
+        thread, out = _in_thread(pg_url, EMPLOYEES, [emp(2, "scanned", None)], "scan")
+        thread.join(0.5)
+        assert thread.is_alive()
+    thread.join(10)
+    assert out == [ApplyStats(skipped=1)]
+    assert employees(pg) == []
+
+    # Deletes from several stream workers do not wait for one another.
+    run(db, EMPLOYEES, [emp(3, "a", SEQ0 + 4), emp(4, "b", SEQ0 + 5)])
+    with db.transaction():
+        apply(db, EMPLOYEES, [Delete(key=(3,), sequence=SEQ0 + 6)], origin="stream")
+        thread, out = _in_thread(pg_url, EMPLOYEES, [Delete(key=(4,), sequence=SEQ0 + 7)], "lambda")
+        thread.join(10)
+        assert out == [ApplyStats(deletes=1)]

@@ -237,6 +237,24 @@ def tail_cmd(settings: Settings, tables: tuple[str, ...], until_idle: bool, star
     click.echo(summary.render())
 
 
+@cli.command("scaffold")
+@click.option("--table", required=True, help="The DynamoDB table to describe and sample.")
+@click.option("--sample", type=click.IntRange(1, 100_000), default=1000, help="Items to sample.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the draft here instead of printing it.")
+@click.pass_obj
+def scaffold_cmd(settings: Settings, table: str, sample: int, output: Path | None) -> None:
+    """Write a draft mapping for an existing table: its keys and every attribute seen in a sample."""
+    from ddbrepl.runners.scaffold import scaffold
+
+    text = scaffold(settings, table, sample=sample)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}; check it with `ddbrepl validate {output}`", err=True)
+
+
 @cli.command("demo")
 @click.option("--keep", is_flag=True, help="Leave the local DynamoDB and PostgreSQL running; print how to use them.")
 def demo_cmd(keep: bool) -> None:

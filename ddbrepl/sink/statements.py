@@ -142,7 +142,8 @@ def merge(
     Every staged row sets ``_ddb_seq`` from the staging table and ``_ddb_synced_at`` to the transaction time; an
     upsert clears ``deleted_at`` (``soft``). Rows inserted or updated are the applied ones, so ``staged -
     applied`` rows were refused by the guard. Parameters: ``%(target_table)s`` ("schema.table") when the guard
-    reads tombstones.
+    reads tombstones. Rows are merged in key order, so two batches locking overlapping rows (a backfill page
+    and a stream batch) lock them in the same order and cannot deadlock.
     """
     updates = [sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in columns if c not in keys]
     updates.append(sql.SQL("{0} = EXCLUDED.{0}").format(_SEQ))
@@ -154,7 +155,7 @@ def merge(
         where = sql.SQL(" WHERE ") + _row_guard("t", sql.SQL("EXCLUDED.{}").format(_SEQ), guard)
     return sql.SQL(
         "INSERT INTO {target} AS t ({cols}, {seq}, {synced}) SELECT {scols}, {sseq}, now() FROM {staging} AS s"
-        " WHERE s.{op} = {upsert}{tomb} ON CONFLICT ({keys}) DO UPDATE SET {updates}{where}"
+        " WHERE s.{op} = {upsert}{tomb} ORDER BY {skeys} ON CONFLICT ({keys}) DO UPDATE SET {updates}{where}"
     ).format(
         target=target,
         cols=names(columns),
@@ -167,6 +168,7 @@ def merge(
         upsert=sql.Literal(OP_UPSERT),
         tomb=_tombstone_filter("s", keys, guard),
         keys=names(keys),
+        skeys=names(keys, "s"),
         updates=sql.SQL(", ").join(updates),
         where=where,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
@@ -53,7 +53,7 @@ class Collapsed:
     its values, so a row inserted and soft-deleted in one batch must be written before it is marked deleted."""
 
 
-def collapse(ops: Iterable[Op]) -> Collapsed:
+def collapse(ops: Sequence[Op]) -> Collapsed:
     """Keep the last upsert or delete per primary key; keep every rejected change.
 
     ``ops`` arrive in stream order for one shard (or in any order for a backfill, whose keys are unique), so the
@@ -61,28 +61,34 @@ def collapse(ops: Iterable[Op]) -> Collapsed:
     op still applies, and a replay of the dead letter later brings the row forward.
     """
     last: dict[tuple[Any, ...], Upsert | Delete] = {}
-    last_upsert: dict[tuple[Any, ...], Upsert] = {}
     rejected: list[Rejected] = []
     for op in ops:
         if isinstance(op, Rejected):
             rejected.append(op)
-            continue
-        last[op.key] = op
-        if isinstance(op, Upsert):
-            last_upsert[op.key] = op
-        elif not op.soft:
-            last_upsert.pop(op.key, None)
+        else:
+            last[op.key] = op
     upserts: list[Upsert] = []
     deletes: list[Delete] = []
-    before_soft: list[Upsert] = []
+    soft_keys: set[tuple[Any, ...]] = set()
     for op in last.values():
         if isinstance(op, Upsert):
             upserts.append(op)
         else:
             deletes.append(op)
-            if op.soft and op.key in last_upsert:
-                before_soft.append(last_upsert[op.key])
-    return Collapsed(upserts, deletes, rejected, before_soft)
+            if op.soft:
+                soft_keys.add(op.key)
+    if not soft_keys:
+        return Collapsed(upserts, deletes, rejected)
+    # Rare: a key soft-deleted last. Find the upsert it keeps (not one a hard delete in between wiped out).
+    carried: dict[tuple[Any, ...], Upsert] = {}
+    for op in ops:
+        if isinstance(op, Rejected) or op.key not in soft_keys:
+            continue
+        if isinstance(op, Upsert):
+            carried[op.key] = op
+        elif not op.soft:
+            carried.pop(op.key, None)
+    return Collapsed(upserts, deletes, rejected, list(carried.values()))
 
 
 def apply(

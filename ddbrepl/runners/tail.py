@@ -191,7 +191,8 @@ class _Coordinator:
                 if (task is None or task.lost) and key not in self.running:
                     self.tasks[key] = self._task(self.feeds[arn], shard_id, epoch)
         for key, task in self.tasks.items():
-            if key[1] not in held.get(key[0], {}):
+            if key[1] not in held.get(key[0], {}) and not task.lost and not task.finished:
+                log.info("shard %s moved to another worker; %s drops it", key[1], self.worker)
                 task.lost = True
 
     def _task(self, feed: Feed, shard_id: str, epoch: int) -> ShardTask:

@@ -8,7 +8,8 @@ off past its lease finds another owner or epoch there, gets :class:`ddbrepl.erro
 Each worker runs :func:`balance` every round (about a second): it renews what it holds, takes free or expired
 leases of *ready* shards (unfinished, and whose parent shard is finished or unknown: parent before child holds
 across workers) up to an equal share, and when still below its share takes at most ``max_steal`` leases per round
-from the most loaded worker. Live workers are counted from ``ddbrepl.workers`` heartbeats.
+from the most loaded worker, as long as that worker keeps at least as many as the taker (no ping-pong). Live
+workers are counted from ``ddbrepl.workers`` heartbeats.
 """
 
 from __future__ import annotations
@@ -104,8 +105,8 @@ def balance(conn: psycopg.Connection[Any], arn: str, worker: str, lease_seconds:
 
     Renews every lease ``worker`` holds, then moves toward an equal share of the ready shards: free or expired
     leases first (at most ``max_take``), then at most ``max_steal`` from the most loaded live worker, never
-    leaving it below the share. Concurrent rounds of other workers are safe: every take re-checks its condition
-    on the locked row, so two workers never both take one lease.
+    leaving it with fewer than the taker. Concurrent rounds of other workers are safe: every take re-checks its
+    condition on the locked row, so two workers never both take one lease.
     """
     held = {r[0]: int(r[1]) for r in conn.execute(
         "UPDATE ddbrepl.leases SET expires_at = now() + make_interval(secs => %s) "
@@ -127,7 +128,7 @@ def balance(conn: psycopg.Connection[Any], arn: str, worker: str, lease_seconds:
     load = Counter(r[1] for r in ready if r[3] and r[1] != worker)
     if mine < share and load:
         victim, count = load.most_common(1)[0]
-        n = min(max_steal, share - mine, count - share)
+        n = min(max_steal, share - mine, (count - mine) // 2)  # never make the victim poorer than us
         if n > 0:
             theirs = [r[0] for r in ready if r[1] == victim and r[3]][-n:]
             held.update(_take(conn, arn, theirs, worker, lease_seconds, victim))

@@ -215,7 +215,7 @@ def test_postgres_connections_killed_while_tailing(aws_url: str, pg_url: str, pg
     while stream_records(pg, "Employees") < 8 * 120 and time.monotonic() < deadline:
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "database" in err and "Traceback" not in err  # the reconnects were logged, nothing crashed
     rows = pg.execute('SELECT "Id", "Name" FROM "Employees" ORDER BY "Id"').fetchall()

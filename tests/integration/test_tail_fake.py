@@ -132,7 +132,7 @@ def test_expired_iterators_and_throttling_while_tailing(fake: FakeStreams, pg_ur
             if round_ % 2 == 0:
                 fake.expire_iterators()  # every iterator in the readers' hands is now expired
             else:
-                fake.throttle(3)  # absorbed by botocore's retries, then reading goes on
+                fake.throttle(2)  # absorbed by botocore's retries, then reading goes on
             time.sleep(0.4)
         deadline = time.monotonic() + 30
         while records(pg) < source.written and time.monotonic() < deadline:

@@ -10,10 +10,15 @@ one anti-join finds the *extra* rows (in PostgreSQL, not in DynamoDB). Python me
 plus the pages in flight, whatever the table's size; only the first ``REPORT_KEYS`` keys per kind are kept.
 
 ``--repair`` writes the drift through the sink: missing and different rows as upserts with origin "repair" (no
-guard: the scanned item is the truth), extra rows as deletes. The scan is not a snapshot: a row changed while
-verify runs may be reported (and repaired to the scanned state, which the stream then moves on). Run it when the
-table is quiet, or run it twice. ``--sample N`` compares about N items from random segments and skips the
-extra-row check.
+guard: the scanned item is the truth), extra rows as deletes.
+
+A scan is not a snapshot, and `tail` (or the Lambda function) may be writing while verify runs. Rows whose
+``_ddb_synced_at`` is later than verify's start were written by the stream meanwhile: they are counted as *in
+flux*, neither drift nor repaired (the stream is at least as new as the scan). A row about to be rewritten or
+deleted is locked first (``FOR UPDATE``) and re-checked to predate verify, so a stream change committed meanwhile
+wins and one arriving later waits for the repair, then applies on top. What remains is a window of milliseconds
+for a *missing* row that the stream inserts between the check and the repair's commit. ``--sample N`` compares
+about N items from random segments and skips the extra-row check.
 """
 
 from __future__ import annotations
@@ -26,13 +31,14 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from ddbrepl.codec.rows import Converter
-from ddbrepl.mapping.model import DELETED_COLUMN
+from ddbrepl.mapping.model import DELETED_COLUMN, SYNCED_COLUMN, Column
 from ddbrepl.records import Delete, Page, RawChange, Rejected, Upsert
 from ddbrepl.runners.common import aws_config, one_table, open_state
 from ddbrepl.runners.events import plain
@@ -61,6 +67,9 @@ class MappingReport:
     different: int = 0
     extra: int = 0
     unconvertible: int = 0
+    in_flux: int = 0
+    """Rows written (by the stream) after verify began: compared against nothing stable, neither drift nor
+    repaired."""
     repaired_upserts: int = 0
     repaired_deletes: int = 0
     missing_keys: list[dict[str, Any]] = field(default_factory=list)
@@ -98,7 +107,9 @@ class VerifyReport:
             state = ("in sync" if m.drift == 0
                      else f"DRIFT: {m.missing} missing, {m.different} different, {m.extra} extra")
             lines.append(f"  {m.mapping} -> {m.target}: {m.compared:,} rows compared, {state}"
-                         + (f", {m.unconvertible} unconvertible (see `ddbrepl dlq list`)" if m.unconvertible else ""))
+                         + (f", {m.unconvertible} unconvertible (see `ddbrepl dlq list`)" if m.unconvertible else "")
+                         + (f", {m.in_flux} changed by the stream while verifying (not compared)"
+                            if m.in_flux else ""))
             for label, keys in (("missing", m.missing_keys), ("different", m.different_keys),
                                 ("extra", m.extra_keys)):
                 for k in keys:
@@ -119,6 +130,7 @@ class VerifyReport:
             "mappings": [{
                 "mapping": m.mapping, "target": m.target, "compared": m.compared, "missing": m.missing,
                 "different": m.different, "extra": m.extra, "unconvertible": m.unconvertible,
+                "in_flux": m.in_flux,
                 "repaired": {"upserts": m.repaired_upserts, "deletes": m.repaired_deletes},
                 "missing_keys": m.missing_keys, "different_keys": m.different_keys, "extra_keys": m.extra_keys,
             } for m in self.mappings],
@@ -129,9 +141,9 @@ class _Checker:
     """The temporary tables and statements that compare one mapping's rows, a chunk at a time."""
 
     def __init__(self, conn: psycopg.Connection[Any], index: int, conv: Converter, report: MappingReport,
-                 repair: bool) -> None:
+                 repair: bool, since: datetime) -> None:
         m = conv.mapping
-        self.conn, self.conv, self.report, self.repair = conn, conv, report, repair
+        self.conn, self.conv, self.report, self.repair, self.since = conn, conv, report, repair, since
         self.pending: list[Upsert] = []
         self.seen_only: list[tuple[Any, ...]] = []
         self.columns = [c.name for c in m.columns]
@@ -143,13 +155,12 @@ class _Checker:
         self.seen = sql.Identifier(f"_ddbrepl_verify_seen_{index}")
         cols = sql.SQL(", ").join(map(sql.Identifier, self.columns))
         keys = sql.SQL(", ").join(map(sql.Identifier, self.keys))
-        for stmt in (
+        self.ddl = (
             sql.SQL("DROP TABLE IF EXISTS {}, {}").format(self.chunk, self.seen),
             sql.SQL("CREATE TEMP TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(self.chunk, cols, target),
             sql.SQL("ALTER TABLE {} ADD COLUMN {} integer").format(self.chunk, sql.Identifier(_N)),
             sql.SQL("CREATE TEMP TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(self.seen, keys, target),
-        ):
-            conn.execute(stmt)
+        )
         self.copy_chunk = sql.SQL("COPY {} ({}, {}) FROM STDIN").format(self.chunk, cols, sql.Identifier(_N))
         self.copy_seen = sql.SQL("COPY {} ({}) FROM STDIN").format(self.seen, keys)
         on = sql.SQL(" AND ").join(sql.SQL("t.{0} = c.{0}").format(sql.Identifier(k)) for k in self.keys)
@@ -159,27 +170,48 @@ class _Checker:
         names = sql.SQL(", ").join(
             sql.SQL("CASE WHEN {} THEN {} END").format(d, sql.Literal(c.name))
             for d, c in zip(diffs, [c for c in m.columns if c.name not in self.keys], strict=True))
+        synced = sql.Identifier(SYNCED_COLUMN)
         self.compare = sql.SQL(
-            "SELECT c.{n}, t.{k} IS NULL, {cols} FROM {chunk} AS c LEFT JOIN {target} AS t ON {on}"
-            " WHERE t.{k} IS NULL{any} ORDER BY c.{n}"
+            "SELECT c.{n}, t.{k} IS NULL, {cols}, coalesce(t.{synced} >= %(since)s, false)"
+            " FROM {chunk} AS c LEFT JOIN {target} AS t ON {on} WHERE t.{k} IS NULL{any} ORDER BY c.{n}"
         ).format(
             n=sql.Identifier(_N), k=sql.Identifier(self.keys[0]), chunk=self.chunk, target=target, on=on,
+            synced=synced,
             cols=sql.SQL("array_remove(ARRAY[{}]::text[], NULL)").format(names) if diffs else sql.SQL("'{}'::text[]"),
             any=sql.SQL(" OR ") + sql.SQL(" OR ").join(diffs) if diffs else sql.SQL(""),
         )
+        # Rows about to be rewritten are locked first and must still predate verify: a stream change committed
+        # since then is newer than the scan (it wins); one arriving later waits for the lock, then overwrites.
+        self.lock_rows = sql.SQL(
+            "SELECT c.{n} FROM {chunk} AS c JOIN {target} AS t ON {on} WHERE c.{n} = ANY(%(ns)s)"
+            " AND t.{synced} < %(since)s FOR UPDATE OF t"
+        ).format(n=sql.Identifier(_N), chunk=self.chunk, target=target, on=on, synced=synced)
         seen_match = sql.SQL(" AND ").join(sql.SQL("s.{0} = t.{0}").format(sql.Identifier(k)) for k in self.keys)
         live = sql.SQL(" AND t.{} IS NULL").format(sql.Identifier(DELETED_COLUMN)) if self.soft else sql.SQL("")
         self.extra_table = sql.Identifier(f"_ddbrepl_verify_extra_{index}")
         self.find_extra = sql.SQL(
-            "CREATE TEMP TABLE {x} AS SELECT row_number() OVER () AS {n}, {tkeys} FROM {target} AS t"
-            " WHERE NOT EXISTS (SELECT 1 FROM {seen} AS s WHERE {match}){live}"
+            "CREATE TEMP TABLE {x} AS SELECT row_number() OVER () AS {n}, {tkeys}, t.{synced} >= %(since)s AS flux"
+            " FROM {target} AS t WHERE NOT EXISTS (SELECT 1 FROM {seen} AS s WHERE {match}){live}"
         ).format(x=self.extra_table, n=sql.Identifier(_N),
-                 tkeys=sql.SQL(", ").join(sql.Identifier("t", k) for k in self.keys),
+                 tkeys=sql.SQL(", ").join(sql.Identifier("t", k) for k in self.keys), synced=synced,
                  target=target, seen=self.seen, match=seen_match, live=live)
-        self.page_extra = sql.SQL("SELECT {n}, {keys} FROM {x} WHERE {n} > %s ORDER BY {n} LIMIT %s").format(
+        self.page_extra = sql.SQL(
+            "SELECT {n}, {keys} FROM {x} WHERE {n} > %s AND NOT flux ORDER BY {n} LIMIT %s").format(
             n=sql.Identifier(_N), keys=keys, x=self.extra_table)
+        self.count_flux = sql.SQL("SELECT count(*) FROM {} WHERE flux").format(self.extra_table)
+        xmatch = sql.SQL(" AND ").join(sql.SQL("x.{0} = t.{0}").format(sql.Identifier(k)) for k in self.keys)
+        self.lock_extra = sql.SQL(
+            "SELECT {xkeys} FROM {x} AS x JOIN {target} AS t ON {match} WHERE x.{n} = ANY(%(ns)s)"
+            " AND t.{synced} < %(since)s FOR UPDATE OF t"
+        ).format(xkeys=sql.SQL(", ").join(sql.Identifier("x", k) for k in self.keys), x=self.extra_table,
+                 target=target, match=xmatch, n=sql.Identifier(_N), synced=synced)
 
-    def _differs(self, column: Any) -> sql.Composable:
+    def create_tables(self) -> None:
+        """(Re)create this session's temporary chunk and seen-keys tables."""
+        for stmt in self.ddl:
+            self.conn.execute(stmt)
+
+    def _differs(self, column: Column) -> sql.Composable:
         name = sql.Identifier(column.name)
         if column.sql_type.base == "json":  # json has no equality operator; compare its jsonb value
             return sql.SQL("c.{0}::jsonb IS DISTINCT FROM t.{0}::jsonb").format(name)
@@ -226,12 +258,19 @@ class _Checker:
                 for key in self.seen_only:
                     copy.write_row(key)
             self.seen_only = []
-            drifted = cur.execute(self.compare).fetchall()
+            drifted = cur.execute(self.compare, {"since": self.since}).fetchall()
             report.compared += len(batch)
-            fixes: list[Upsert] = []
-            for n, missing, columns in drifted:
+            missing_ops: list[Upsert] = []
+            different_at: list[int] = []
+            for n, missing, columns, flux in drifted:
                 op = batch[n]
-                fixes.append(op)
+                if flux:
+                    report.in_flux += 1
+                    continue
+                if missing:
+                    missing_ops.append(op)
+                else:
+                    different_at.append(n)
                 if missing:
                     report.missing += 1
                     if len(report.missing_keys) < REPORT_KEYS:
@@ -240,8 +279,12 @@ class _Checker:
                     report.different += 1
                     if len(report.different_keys) < REPORT_KEYS:
                         report.different_keys.append({**report.key(op.key), "columns": list(columns)})
-            if self.repair and fixes:
-                stats = apply(self.conn, self.conv.mapping, fixes, origin="repair")
+            if self.repair and (missing_ops or different_at):
+                locked = [r[0] for r in cur.execute(self.lock_rows, {"ns": different_at, "since": self.since})]
+                report.in_flux += len(different_at) - len(locked)  # rewritten by the stream meanwhile
+                report.different -= len(different_at) - len(locked)
+                stats = apply(self.conn, self.conv.mapping, [*missing_ops, *(batch[n] for n in locked)],
+                              origin="repair")
                 report.repaired_upserts += stats.upserts
 
     def extras(self) -> None:
@@ -250,7 +293,10 @@ class _Checker:
             self.flush()
         report = self.report
         self.conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self.extra_table))
-        self.conn.execute(self.find_extra)
+        self.conn.execute(sql.SQL("ANALYZE {}").format(self.seen))  # temp tables get no autovacuum statistics
+        self.conn.execute(self.find_extra, {"since": self.since})
+        row = self.conn.execute(self.count_flux).fetchone()
+        report.in_flux += int(row[0]) if row else 0
         after = 0
         while True:
             rows = self.conn.execute(self.page_extra, (after, CHUNK)).fetchall()
@@ -263,14 +309,18 @@ class _Checker:
                 report.extra_keys.append(report.key(key))
             if self.repair:
                 with self.conn.transaction():
-                    stats = apply(self.conn, self.conv.mapping, [Delete(k, None, self.soft) for k in keys],
+                    ns = [r[0] for r in rows]
+                    locked = [tuple(r) for r in self.conn.execute(self.lock_extra, {"ns": ns, "since": self.since})]
+                    report.in_flux += len(keys) - len(locked)
+                    report.extra -= len(keys) - len(locked)
+                    stats = apply(self.conn, self.conv.mapping, [Delete(k, None, self.soft) for k in locked],
                                   origin="repair")
                 report.repaired_deletes += stats.deletes
 
 
 def _parallel_pages(client: Any, table: str, segments: int) -> Iterator[Page]:
-    """Every page of a parallel scan, read by ``segments`` threads, at most 2 pages per thread in flight."""
-    q: queue.Queue[Page | BaseException | None] = queue.Queue(maxsize=2 * segments)
+    """Every page of a parallel scan, read by ``segments`` threads: at most ``segments`` pages queued."""
+    q: queue.Queue[Page | BaseException | None] = queue.Queue(maxsize=segments)
     stop = threading.Event()
 
     def put(item: Page | BaseException | None) -> bool:
@@ -332,12 +382,17 @@ def verify(settings: Settings, table: str, *, repair: bool = False, sample: int 
     report = VerifyReport(table, sampled=sample is not None, repair=repair)
     started = time.monotonic()
     with open_state(settings) as conn:
+        since_row = conn.execute("SELECT now()").fetchone()
+        assert since_row is not None
+        since: datetime = since_row[0]
         checkers = []
         for i, conv in enumerate(plan.converters):
             m = conv.mapping
             mr = MappingReport(m.name, str(m.target), tuple(c.name for c in m.key_columns))
             report.mappings.append(mr)
-            checkers.append(_Checker(conn, i, conv, mr, repair))
+            checker = _Checker(conn, i, conv, mr, repair, since)
+            checker.create_tables()
+            checkers.append(checker)
         pages = _sample_pages(client, table, sample) if sample else _parallel_pages(client, table, segments)
         keys = info.key_names
         for page in pages:

@@ -72,3 +72,28 @@ def test_verify_reports_exact_drift_and_repairs_it(aws_url: str, pg_url: str, pg
 
     sample = json.loads(ddbrepl(*base, "verify", "--table", "Mixed", "--sample", "50", "--output", "json").stdout)
     assert sample["sampled"] and sample["items"] == 50 and sample["mappings"][0]["compared"] == 50
+
+
+def test_rows_the_stream_wrote_during_verify_are_neither_drift_nor_repaired(
+        aws_url: str, pg_url: str, pg: psycopg.Connection[Any]) -> None:
+    create_table(aws_url, "Employees", [("Id", "N")], stream=None)
+    put_items(aws_url, "Employees", [{"Id": Decimal(i), "empName": f"name{i}"} for i in (1, 2, 3)])
+    base = ["--endpoint-url", aws_url, "--database-url", pg_url, "--mappings", str(ROOT / "mappings")]
+    ddbrepl(*base, "init-schema")
+    ddbrepl(*base, "backfill", "--table", "Employees", "--no-progress")
+    # A stream change committed after verify began has a later _ddb_synced_at: simulated with a future time.
+    pg.execute("""UPDATE "Employees" SET "Name" = 'newer', _ddb_synced_at = now() + interval '1 hour'
+                  WHERE "Id" = 1""")
+    pg.execute("""INSERT INTO "Employees" ("Id", "Name", "Department", _ddb_seq, _ddb_synced_at)
+                  VALUES (99, 'fresh', 'NA', 5, now() + interval '1 hour')""")
+    pg.execute("""UPDATE "Employees" SET "Name" = 'wrong' WHERE "Id" = 2""")  # real drift
+    proc = ddbrepl(*base, "verify", "--table", "Employees", "--output", "json", check=False)
+    (m,) = json.loads(proc.stdout)["mappings"]
+    assert proc.returncode == 1
+    assert (m["missing"], m["different"], m["extra"], m["in_flux"]) == (0, 1, 0, 2)
+    assert m["different_keys"] == [{"Id": 2, "columns": ["Name"]}]
+    ddbrepl(*base, "verify", "--table", "Employees", "--repair")
+    rows = pg.execute('SELECT "Id", "Name" FROM "Employees" ORDER BY "Id"').fetchall()
+    assert rows == [(1, "newer"), (2, "name2"), (3, "name3"), (99, "fresh")]
+    out = ddbrepl(*base, "verify", "--table", "Employees")
+    assert "3 rows compared, in sync, 2 changed by the stream while verifying (not compared)" in out.stdout

@@ -78,7 +78,8 @@ def main() -> None:
         n = args.items
         print(f"(a) bare boto3 parallel scan   {a:8.2f} s  {n / a:>9,.0f} items/s")
         print(f"(c) ddbrepl verify (in sync)   {c:8.2f} s  {n / c:>9,.0f} items/s   peak RSS {rss:,.0f} MiB")
-        print(f"(d) verify --repair ({args.drift} drift) {d:6.2f} s  {n / d:>9,.0f} items/s   peak RSS {rss_d:,.0f} MiB")
+        print(f"(d) verify --repair ({args.drift} drift) {d:6.2f} s  {n / d:>9,.0f} items/s   "
+              f"peak RSS {rss_d:,.0f} MiB")
         print(f"c/a = {c / a:.2f}")
 
 

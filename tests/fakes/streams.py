@@ -204,6 +204,13 @@ class FakeStreams:
             self.close(shard_id)
             return [self.add_shard(parent=shard_id, visible=visible) for _ in range(into)]
 
+    def disable(self) -> None:
+        """Disable the stream: status DISABLED, every open shard closed (their records stay readable)."""
+        with self._lock:
+            self.status = "DISABLED"
+            for sid in self.open_shards():
+                self.close(sid)
+
     def reveal(self, *shard_ids: str) -> None:
         with self._lock:
             for sid in shard_ids:

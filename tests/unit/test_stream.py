@@ -167,3 +167,15 @@ def test_limit_above_the_api_maximum_is_refused_locally() -> None:
     shard = fake.add_shard()
     with pytest.raises(ValueError, match=r"1\.\.1000"):
         read(fake.client, shard, "whatever", limit=1001)
+
+
+def test_a_disabled_stream_reports_it_and_its_shards_read_to_their_end() -> None:
+    fake = FakeStreams()
+    shard = fake.add_shard()
+    seq = fake.put("INSERT", key("a"), new=item("a"))
+    fake.disable()
+    info = describe_stream(fake.client, fake.arn)
+    assert not info.enabled and info.status == "DISABLED"
+    assert info.shards[0].ending_sequence == seq
+    batch = read(fake.client, shard, get_iterator(fake.client, fake.arn, shard, None) or "")
+    assert [c.sequence for c in batch.changes] == [seq] and batch.next_iterator is None

@@ -188,7 +188,7 @@ def _signature(mapping: Mapping) -> _Signature:
 
 
 def _temp_name(kind: str, *parts: object) -> str:
-    """A session-temporary table name unique to the table layout it stages (a changed mapping gets a new one)."""
+    """A temporary table name unique to the table layout it stages (a changed mapping gets a new one)."""
     return f"_ddbrepl_{kind}_{hashlib.sha1(repr(parts).encode()).hexdigest()[:16]}"
 
 

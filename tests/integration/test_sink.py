@@ -405,19 +405,23 @@ def test_staging_survives_rollbacks_and_repeated_batches(pg_url: str, db: psycop
         assert first == ApplyStats(upserts=1, children=1)
         assert second == ApplyStats(upserts=1, deletes=1, children=1)
         assert third == ApplyStats(upserts=1)
-        # And in the next transaction the (session-long) staging tables start empty again.
+        # And the next transaction creates them afresh.
         assert run(conn, PROFILES, [profile("p3", "Cy", SEQ0 + 5, {})]) == ApplyStats(upserts=1)
     assert pg.execute("SELECT profile_id, attr FROM profile_attributes ORDER BY 1").fetchall() == [("p2", "b")]
     assert pg.execute("SELECT profile_id FROM profiles ORDER BY 1").fetchall() == [("p2",), ("p3",)]
 
 
-def test_batches_are_never_run_as_prepared_generic_plans(db: psycopg.Connection[Any],
+def test_batches_leave_no_prepared_plan_nor_temporary_table(db: psycopg.Connection[Any],
                                                          pg: psycopg.Connection[Any]) -> None:
     # psycopg prepares a statement run 5 times; a generic plan made while the target was small would keep
     # seq-scanning it after it grew. Every batch must be planned afresh.
     for n in range(8):
         run(db, PROFILES, [profile(f"p{n}", "x", SEQ0 + n, {"a": str(n)}), Delete(key=(f"p{n - 1}",), sequence=SEQ0)])
     assert db.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
+    # No temporary table outlives its transaction: a session serving many mappings must not accumulate
+    # ON COMMIT DELETE ROWS tables, which PostgreSQL would truncate at every commit.
+    temp = "SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()"
+    assert db.execute(temp).fetchone() == (0,)
     db.rollback()
     assert pg.execute("SELECT profile_id, attr, value FROM profile_attributes").fetchall() == [("p7", "a", "7")]
 

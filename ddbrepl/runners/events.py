@@ -99,6 +99,15 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
+def _shown(values: Sequence[Any], json_at: set[int]) -> list[Any]:
+    """Row values for display: json columns (rendered JSON text) as the documents they hold."""
+    out = plain(list(values))
+    for i in json_at:
+        if isinstance(out[i], str):
+            out[i] = json.loads(out[i], parse_float=Decimal)
+    return [plain(v) for v in out]
+
+
 @dataclass
 class MappingPreview:
     """What one mapping would do with the events: each op in event order (not collapsed)."""
@@ -123,13 +132,14 @@ def preview(plans: Sequence[TablePlan], groups: Sequence[TableEvents]) -> list[M
             pv = MappingPreview(m.name, str(m.target))
             keys = [c.name for c in m.key_columns]
             names = [c.name for c in m.columns]
+            json_at = {i for i, c in enumerate(m.columns) if c.sql_type.is_json}
             for change in group.changes:
                 op = conv(change)
                 seq = None if change.sequence is None else str(change.sequence)
                 if isinstance(op, Upsert):
                     pv.ops.append({"op": "upsert", "event": change.event, "sequence": seq,
                                    "key": dict(zip(keys, plain(op.key), strict=True)),
-                                   "row": dict(zip(names, plain(op.values), strict=True))})
+                                   "row": dict(zip(names, _shown(op.values, json_at), strict=True))})
                 elif isinstance(op, Delete):
                     pv.ops.append({"op": "delete", "event": change.event, "sequence": seq, "soft": op.soft,
                                    "key": dict(zip(keys, plain(op.key), strict=True))})

@@ -3,6 +3,7 @@
 The tail coordinator runs a :class:`ShardTask`'s :meth:`~ShardTask.turn` on a bounded thread pool, never two turns
 of one shard at once. A turn reads and commits batches for up to ``slice_seconds`` and returns, so a few threads
 serve many shards fairly; between turns the shard's reader decides when it is due again (idle and throttle backoff).
+While a batch is applied, the next one is already being read (``read_ahead``): GetRecords and the commit overlap.
 
 Exactly once: a batch's rows and its checkpoint commit together, fenced by the lease epoch. When a commit's
 outcome is unknown (the connection broke), the task re-reads its checkpoint before reading on (``resync``), so a
@@ -16,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -100,7 +102,7 @@ class ShardTask:
 
     def __init__(self, feed: Feed, reader: ShardReader, epoch: int, *, worker: str, lease_seconds: float,
                  connections: Connections, dynamodb: DynamoDBClient, tally: Tally, lock: threading.Lock,
-                 stop: threading.Event, slice_seconds: float = 1.0) -> None:
+                 stop: threading.Event, read_ahead: Executor | None = None, slice_seconds: float = 1.0) -> None:
         self.feed = feed
         self.reader = reader
         self.epoch = epoch
@@ -112,6 +114,9 @@ class ShardTask:
         self.lock = lock
         self.stop = stop
         self.slice_seconds = slice_seconds
+        self.read_ahead = read_ahead
+        self._next: Future[StreamBatch] | None = None
+        """The batch after the one being applied, read while it is applied (reads and commits overlap)."""
         self.resync = True
         """Re-read the checkpoint before the next read: at start, and after a commit of unknown outcome."""
         self.finished = False
@@ -140,6 +145,7 @@ class ShardTask:
     def _turn(self) -> Outcome:
         conn, fresh = self.connections.get()
         if fresh or self.resync:
+            self._drop_read_ahead()
             cp = checkpoints.get(conn, self.feed.arn, self.shard_id)
             if cp is None:
                 raise Fatal(f"no checkpoint row for shard {self.shard_id} of {self.feed.arn}")
@@ -150,7 +156,9 @@ class ShardTask:
                 return "finished"
         deadline = time.monotonic() + self.slice_seconds
         while not self.stop.is_set():
-            batch = self.reader.next_batch(wait=False)
+            batch = self._read()
+            if batch.changes and batch.next_iterator is not None and self.read_ahead is not None:
+                self._next = self.read_ahead.submit(self.reader.next_batch, wait=False)
             if batch.changes or batch.next_iterator is None:
                 self._commit(conn, batch)
             self.retries = 0
@@ -162,6 +170,16 @@ class ShardTask:
             if time.monotonic() >= deadline:
                 break
         return "more"
+
+    def _read(self) -> StreamBatch:
+        pending, self._next = self._next, None
+        return pending.result() if pending is not None else self.reader.next_batch(wait=False)
+
+    def _drop_read_ahead(self) -> None:
+        """Forget a batch read ahead (the reader is about to be reset to the committed checkpoint)."""
+        pending, self._next = self._next, None
+        if pending is not None:
+            wait([pending])
 
     def _commit(self, conn: psycopg.Connection[Any], batch: StreamBatch) -> None:
         changes = batch.changes
@@ -180,6 +198,7 @@ class ShardTask:
                     finished=batch.next_iterator is None, owner=self.worker, epoch=self.epoch,
                     lease_seconds=self.lease_seconds)
         except LeaseLost:
+            self._drop_read_ahead()
             raise
         except psycopg.Error as exc:
             if conn.closed or conn.broken or isinstance(exc, psycopg.OperationalError):

@@ -27,7 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -40,12 +40,18 @@ from ddbrepl.runners.tail_feeds import StartFrom, prepare
 from ddbrepl.runners.tail_status import StatusLine
 from ddbrepl.settings import Settings
 from ddbrepl.sources import shards as lineage
-from ddbrepl.sources.aws import dynamodb_client, streams_client
+from ddbrepl.sources.aws import dynamodb_client, session, streams_client
 from ddbrepl.sources.reader import ShardReader
 from ddbrepl.sources.stream import describe_stream
 from ddbrepl.state import checkpoints, leases
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+
 log = logging.getLogger(__name__)
+UNTIL_IDLE_READS: dict[str, Any] = {"idle_min": 0.05, "idle_max": 0.25}
+"""``--until-idle`` is short-lived: confirm an open shard's tip with quicker empty reads than a long-running tail."""
 
 
 @dataclass
@@ -90,13 +96,13 @@ def _signals(stop: threading.Event) -> Iterator[None]:
 
 
 class _Coordinator:
-    def __init__(self, settings: Settings, feeds: Sequence[Feed], *, worker: str, lease_seconds: float,
+    def __init__(self, settings: Settings, feeds: Sequence[Feed], dynamodb: DynamoDBClient,
+                 streams: DynamoDBStreamsClient, *, worker: str, lease_seconds: float,
                  threads: int, until_idle: bool, stop: threading.Event, status: StatusLine,
                  discover_seconds: float, reader_options: dict[str, Any]) -> None:
-        config = aws_config(settings)
         self.url = settings.require_database()
-        self.streams = streams_client(config)
-        self.dynamodb = dynamodb_client(config)
+        self.streams = streams
+        self.dynamodb = dynamodb
         self.feeds = {f.arn: f for f in feeds}
         self.worker = worker
         self.lease_seconds = lease_seconds
@@ -107,6 +113,7 @@ class _Coordinator:
         self.status = status
         self.reader_options = reader_options
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="tail")
+        self.read_ahead = ThreadPoolExecutor(threads, thread_name_prefix="tail-read")
         self.connections = Connections(self.url)
         self.lock = threading.Lock()
         self.wake = threading.Event()
@@ -201,7 +208,8 @@ class _Coordinator:
         log.info("worker %s took shard %s of %s (epoch %d)", self.worker, shard_id, feed.plan.source_table, epoch)
         return ShardTask(feed, reader, epoch, worker=self.worker, lease_seconds=self.lease_seconds,
                          connections=self.connections, dynamodb=self.dynamodb,
-                         tally=self.tallies[feed.plan.source_table], lock=self.lock, stop=self.stop)
+                         tally=self.tallies[feed.plan.source_table], lock=self.lock, stop=self.stop,
+                         read_ahead=self.read_ahead)
 
     def _collect(self) -> None:
         for key, future in list(self.running.items()):
@@ -277,6 +285,7 @@ class _Coordinator:
         finally:
             self.stop.set()
             self.pool.shutdown(wait=True)
+            self.read_ahead.shutdown(wait=True, cancel_futures=True)
             self._collect()
             self._leave()
             self.connections.close_all()
@@ -305,13 +314,17 @@ def tail(settings: Settings, tables: Sequence[str] = (), *, until_idle: bool = F
     stop = stop or threading.Event()
     summary = Summary(worker or worker_id())
     started = time.monotonic()
-    dynamodb = dynamodb_client(aws_config(settings))
+    config = aws_config(settings)
+    boto = session(config)  # one session: botocore loads each service model once
+    dynamodb = dynamodb_client(config, boto)
     with open_state(settings) as conn, conn.transaction():
         feeds = [prepare(conn, dynamodb, p, start=start, accept_new_stream=accept_new_stream) for p in plans]
     status = StatusLine(enabled=progress)
-    coordinator = _Coordinator(settings, feeds, worker=summary.worker, lease_seconds=lease_seconds,
+    coordinator = _Coordinator(settings, feeds, dynamodb, streams_client(config, boto), worker=summary.worker,
+                               lease_seconds=lease_seconds,
                                threads=threads, until_idle=until_idle, stop=stop, status=status,
-                               discover_seconds=discover_seconds, reader_options=reader_options or {})
+                               discover_seconds=discover_seconds, reader_options=reader_options or (
+                                   UNTIL_IDLE_READS if until_idle else {}))
     with _signals(stop):
         summary.reason = coordinator.run()
     summary.tallies = coordinator.tallies

@@ -147,6 +147,8 @@ def record(
 
     A change already held by an open dead letter of the same mapping (same raw record) is not duplicated: its
     ``attempts`` goes up by one and ``reason``/``column``/``path``/``value_excerpt`` take the latest values.
+    The lookup goes through the index on (mapping, key) of open dead letters (migration 0003), so its cost does
+    not grow with the number of open dead letters.
     """
     if not rejected:
         return 0
@@ -182,7 +184,7 @@ def record(
                 "UPDATE {t} AS d SET attempts = d.attempts + 1, last_seen = now(), reason = s.reason,"
                 " column_name = s.column_name, path = s.path, value_excerpt = s.value_excerpt"
                 " FROM (SELECT DISTINCT ON (mapping, record) * FROM {s} ORDER BY mapping, record) AS s"
-                " WHERE d.resolved_at IS NULL AND d.mapping = s.mapping AND d.record = s.record"
+                " WHERE d.resolved_at IS NULL AND d.mapping = s.mapping AND d.key = s.key AND d.record = s.record"
             ).format(t=TABLE, s=sql.Identifier(STAGING))
         )
         cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
@@ -190,7 +192,7 @@ def record(
             sql.SQL(
                 "INSERT INTO {t} ({c}) SELECT DISTINCT ON (s.mapping, s.record) {c} FROM {s} AS s"
                 " WHERE NOT EXISTS (SELECT 1 FROM {t} AS d WHERE d.resolved_at IS NULL AND d.mapping = s.mapping"
-                " AND d.record = s.record) ORDER BY s.mapping, s.record"
+                " AND d.key = s.key AND d.record = s.record) ORDER BY s.mapping, s.record"
             ).format(t=TABLE, c=cols, s=sql.Identifier(STAGING))
         )
         inserted = cur.rowcount

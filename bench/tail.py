@@ -209,6 +209,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--moto-records", type=int, default=3_000)
     parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--parts", default="ABC", help="Which of the parts A, B, C to run.")
     args = parser.parse_args()
     for name, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench"),
                         ("AWS_DEFAULT_REGION", "us-east-1")):
@@ -219,47 +220,61 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "ddbrepl", "--database-url", pg_url, "--mappings", MAPPINGS,
                         "init-schema"], check=True, capture_output=True)
 
-        print(f"(A) moto, {args.moto_records:,} records")
-        rng = random.Random(1)
-        put_items(moto, TABLE, [mixed_item(i, rng) for i in range(args.moto_records)])
-        env = {"AWS_ENDPOINT_URL": moto}
-        started = time.perf_counter()
-        n = bare_loop(moto, arn)
-        a = time.perf_counter() - started
-        assert n == args.moto_records, n
+        if "A" in args.parts:
+            part_a(moto, pg_url, arn, args.moto_records)
+        if "B" in args.parts:
+            part_b(moto, pg_url, arn, args.records)
+        if "C" in args.parts:
+            part_c(moto, pg_url, arn, args.records, [int(w) for w in args.workers.split(",")])
+
+
+def part_a(moto: str, pg_url: str, arn: str, records: int) -> None:
+    print(f"(A) moto, {records:,} records")
+    rng = random.Random(1)
+    put_items(moto, TABLE, [mixed_item(i, rng) for i in range(records)])
+    env = {"AWS_ENDPOINT_URL": moto}
+    started = time.perf_counter()
+    n = bare_loop(moto, arn)
+    a = time.perf_counter() - started
+    assert n == records, n
+    wall, run = tail_run(pg_url, env)
+    assert applied(pg_url) == n
+    print(f"  (a) bare boto3 GetRecords loop   {a:7.2f} s  {n / a:>9,.0f} records/s")
+    print(f"  (b) ddbrepl tail --until-idle    {wall:7.2f} s  {n / wall:>9,.0f} records/s  (run {run:.2f} s)")
+    print(f"  b/a = {wall / a:.2f} wall, {run / a:.2f} run   (moto-bound: both wait on its rendering)")
+
+
+
+def part_b(moto: str, pg_url: str, arn: str, n: int) -> None:
+    print(f"(B) fast stream (FakeStreams over HTTP in its own process), {n:,} records, 1 shard")
+    with fast_stream(arn, n, 1) as fast:
+        reset(pg_url)
+        env = {"AWS_ENDPOINT_URL_DYNAMODB": moto, "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": fast}
+        bare = []
+        for _ in range(2):
+            started = time.perf_counter()
+            assert bare_loop(fast, arn) == n
+            bare.append(time.perf_counter() - started)
+        a = min(bare)
         wall, run = tail_run(pg_url, env)
-        assert applied(pg_url) == n
-        print(f"  (a) bare boto3 GetRecords loop   {a:7.2f} s  {n / a:>9,.0f} records/s")
-        print(f"  (b) ddbrepl tail --until-idle    {wall:7.2f} s  {n / wall:>9,.0f} records/s  (run {run:.2f} s)")
-        print(f"  b/a = {wall / a:.2f} wall, {run / a:.2f} run   (moto-bound: both wait on its rendering)")
+        assert applied(pg_url) == n, applied(pg_url)
+    print(f"  (a) bare boto3 GetRecords loop   {a:7.2f} s  {n / a:>9,.0f} records/s")
+    print(f"  (b) ddbrepl tail --until-idle    {wall:7.2f} s  {n / wall:>9,.0f} records/s  (run {run:.2f} s, "
+          f"{n / run:,.0f} records/s)")
+    print(f"  b/a = {wall / a:.2f} wall, {run / a:.2f} run   (target ≤ 0.6)")
 
-        n = args.records
-        print(f"(B) fast stream (FakeStreams over HTTP in its own process), {n:,} records, 1 shard")
-        with fast_stream(arn, n, 1) as fast:
+
+
+def part_c(moto: str, pg_url: str, arn: str, n: int, worker_counts: list[int]) -> None:
+    print(f"(C) fast stream, {n:,} records over 8 shards (one split), workers sharing it through leases")
+    with fast_stream(arn, n, 7) as fast:
+        env = {"AWS_ENDPOINT_URL_DYNAMODB": moto, "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": fast}
+        for workers in worker_counts:
             reset(pg_url)
-            env = {"AWS_ENDPOINT_URL_DYNAMODB": moto, "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": fast}
-            bare = []
-            for _ in range(2):
-                started = time.perf_counter()
-                assert bare_loop(fast, arn) == n
-                bare.append(time.perf_counter() - started)
-            a = min(bare)
-            wall, run = tail_run(pg_url, env)
+            wall, run = tail_run(pg_url, env, workers)
             assert applied(pg_url) == n, applied(pg_url)
-        print(f"  (a) bare boto3 GetRecords loop   {a:7.2f} s  {n / a:>9,.0f} records/s")
-        print(f"  (b) ddbrepl tail --until-idle    {wall:7.2f} s  {n / wall:>9,.0f} records/s  (run {run:.2f} s, "
-              f"{n / run:,.0f} records/s)")
-        print(f"  b/a = {wall / a:.2f} wall, {run / a:.2f} run   (target ≤ 0.6)")
-
-        print(f"(C) fast stream, {n:,} records over 8 shards (one split), workers sharing it through leases")
-        with fast_stream(arn, n, 7) as fast:
-            env = {"AWS_ENDPOINT_URL_DYNAMODB": moto, "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": fast}
-            for workers in (int(w) for w in args.workers.split(",")):
-                reset(pg_url)
-                wall, run = tail_run(pg_url, env, workers)
-                assert applied(pg_url) == n, applied(pg_url)
-                print(f"  {workers} worker(s)  {wall:7.2f} s wall  {n / wall:>9,.0f} records/s   (slowest run "
-                      f"{run:.2f} s: {n / run:,.0f} records/s)")
+            print(f"  {workers} worker(s)  {wall:7.2f} s wall  {n / wall:>9,.0f} records/s   (slowest run "
+                  f"{run:.2f} s: {n / run:,.0f} records/s)")
 
 
 if __name__ == "__main__":

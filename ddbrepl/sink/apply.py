@@ -1,10 +1,15 @@
 """Apply one batch of decoded changes for one mapping, set-based, inside the caller's transaction.
 
-A batch costs a fixed number of statements whatever its size: collapse in memory, then COPY upserts into a
-temporary staging table and merge them with one ``INSERT … ON CONFLICT``, COPY delete keys and remove them with one
-``DELETE … USING`` (plus one ``UPDATE`` for soft deletes and one tombstone ``INSERT``), replace children with one
-DELETE, one COPY and one INSERT per child table, and write dead letters with one COPY. Nothing here commits: the
-runner commits the batch together with its checkpoint, so a crash at any instant loses or repeats nothing.
+A batch costs a fixed number of round trips whatever its size: collapse in memory to the last op per key, then
+(1) take the tombstone lock if needed and create the staging table, (2) one COPY of every upsert and delete key,
+(3) one statement whose data-modifying CTEs merge the upserts (``INSERT … ON CONFLICT``), delete (``DELETE …
+USING``) or soft-delete (``UPDATE``) the staged keys and write tombstones while a backfill runs; then, for a
+mapping with children, one round trip, one COPY and one INSERT per child table; and one COPY for dead letters.
+Nothing here commits: the runner commits the batch together with its checkpoint, so a crash at any instant loses
+or repeats nothing.
+
+Measured (bench/apply.py, 200 000 Employees changes, batches of 1 000): the sink costs about 1.3 µs of client CPU
+and 5 µs of server CPU per record, the same as a minimal hand-written collapse + COPY + merge.
 """
 
 from __future__ import annotations

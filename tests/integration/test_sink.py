@@ -358,6 +358,15 @@ def test_an_error_rolls_back_the_whole_batch(db: psycopg.Connection[Any], pg: ps
     assert employees(pg) == [(1, "kept", None, "NA", SEQ0 + 1)]
     assert deadletters.count_open(pg) == 0
 
+    # An error after a successful apply (say, the checkpoint update) takes the whole batch back too.
+    with pytest.raises(psycopg.errors.DivisionByZero), db.transaction():
+        stats = apply(db, EMPLOYEES, [emp(1, "changed", SEQ0 + 2), Delete((9,), SEQ0 + 3), rejected(3, "bad", {})],
+                      origin="stream")
+        assert stats == ApplyStats(upserts=1, rejected=1)
+        db.execute("SELECT 1 / 0")
+    assert employees(pg) == [(1, "kept", None, "NA", SEQ0 + 1)]
+    assert deadletters.count_open(pg) == 0
+
     # The connection is usable again, and a later batch in a fresh transaction applies.
     assert run(db, EMPLOYEES, [emp(2, "new", SEQ0 + 5)]) == ApplyStats(upserts=1)
 

@@ -42,6 +42,7 @@ from ddbrepl.settings import Settings
 from ddbrepl.sources import shards as lineage
 from ddbrepl.sources.aws import dynamodb_client, session, streams_client
 from ddbrepl.sources.reader import ShardReader
+from ddbrepl.sources.scan import describe_table
 from ddbrepl.sources.stream import describe_stream
 from ddbrepl.state import checkpoints, leases
 
@@ -129,6 +130,7 @@ class _Coordinator:
         self.discover_now = True
         self.idle_checks = 0
         self.error: BaseException | None = None
+        self.replaced: set[str] = set()
 
     # ---- coordinator's own connection ------------------------------------------------------------------------
 
@@ -164,7 +166,16 @@ class _Coordinator:
             return 0
         new = 0
         for arn, feed in self.feeds.items():
-            info = describe_stream(self.streams, arn)
+            try:
+                self._check_stream(feed)
+                info = describe_stream(self.streams, arn)
+            except Retriable as exc:
+                log.warning("listing the stream of %s failed (%s); retrying next round", feed.plan.source_table,
+                            exc.message)
+                return 0
+            except psycopg.Error as exc:
+                self._db_failed(exc)
+                return 0
             merged = lineage.merge(self.listed[arn].values(), info.shards)
             self.listed[arn] = {s.id: s for s in merged}
             try:
@@ -176,6 +187,25 @@ class _Coordinator:
         self.last_discover = time.monotonic()
         self.discover_now = False
         return new
+
+    def _check_stream(self, feed: Feed) -> None:
+        """A table whose stream was disabled or replaced: read what the old stream holds to its end (its shards
+        stay readable for 24 h), then stop with the fix, since the changes in between were never captured."""
+        info = describe_table(self.dynamodb, feed.plan.source_table)
+        if info.stream_enabled and info.stream_arn == feed.arn:
+            return
+        if feed.arn not in self.replaced:
+            self.replaced.add(feed.arn)
+            log.error("the stream of %s was disabled or replaced; finishing the old stream's shards",
+                      feed.plan.source_table)
+        conn = self._db()
+        reading = [t for k, t in self.tasks.items() if k[0] == feed.arn and not t.lost]
+        if conn is not None and all(t.reader.caught_up for t in reading) and leases.unclaimed(conn, feed.arn) == 0:
+            raise Fatal(f"the stream of {feed.plan.source_table!r} was disabled or replaced (now "
+                        f"{info.stream_arn if info.stream_enabled else 'none'}); everything the old stream held is "
+                        "applied, but changes made since were not captured",
+                        hint=f"run `ddbrepl backfill --table {feed.plan.source_table} --restart`, then "
+                             "`ddbrepl tail --accept-new-stream`")
 
     def _balance(self) -> None:
         conn = self._db()

@@ -221,3 +221,38 @@ def test_postgres_connections_killed_while_tailing(aws_url: str, pg_url: str, pg
     rows = pg.execute('SELECT "Id", "Name" FROM "Employees" ORDER BY "Id"').fetchall()
     assert rows == sorted(model.items())
     assert stream_records(pg, "Employees") == 8 * 120
+
+
+def test_stream_disabled_while_tailing_stops_with_the_fix(aws_url: str, pg_url: str,
+                                                          pg: psycopg.Connection[Any]) -> None:
+    import threading
+
+    from ddbrepl.errors import Fatal
+    from ddbrepl.runners.tail import tail
+    from ddbrepl.settings import Settings
+
+    create_table(aws_url, "Employees", [("Id", "N")])
+    ddbrepl(*base(aws_url, pg_url), "init-schema")
+    put_items(aws_url, "Employees", [{"Id": Decimal(1), "empName": "a"}])
+    settings = Settings(mappings=(ROOT / "mappings" / "employees.yaml",), database_url=pg_url, endpoint_url=aws_url)
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            tail(settings, progress=False, discover_seconds=0.3)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while stream_records(pg, "Employees") < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    ddb(aws_url).update_table(TableName="Employees", StreamSpecification={"StreamEnabled": False})
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    (exc,) = outcome
+    assert isinstance(exc, Fatal) and "was disabled or replaced" in exc.message, exc
+    assert "backfill --table Employees --restart" in (exc.hint or "")
+    assert pg.execute("SELECT count(*) FROM ddbrepl.leases WHERE owner IS NOT NULL").fetchone() == (0,)

@@ -238,3 +238,21 @@ def test_three_workers_share_eight_shards_survive_kill_and_pause(fake: FakeStrea
     w2 = logs["w2"].read_text()
     assert "no longer held by w2" in w2 or "moved to another worker; w2 drops it" in w2, w2[-3000:]
     assert_exact(pg, source)
+
+
+def test_ttl_expiry_follows_the_mapping_and_bad_records_become_dead_letters(
+        fake: FakeStreams, pg_url: str, pg: psycopg.Connection[Any], tmp_path: Path) -> None:
+    mapping = tmp_path / "employees.yaml"
+    mapping.write_text(EMPLOYEES.read_text() + "ttl_delete: ignore\n")
+    source = Source(fake)
+    fake.add_shard()
+    source.put(1, "kept", "D1")
+    source.put(2, "deleted", "D2")
+    source.put(3, "bad", "Engineering")  # 11 characters for a varchar(10) without on_overflow: a dead letter
+    fake.put("REMOVE", {"Id": {"N": "1"}}, ttl=True)  # TTL expiry: ignored by this mapping
+    fake.put("REMOVE", {"Id": {"N": "2"}})  # a user's delete
+    summary = tail(Settings(mappings=(mapping,), database_url=pg_url), until_idle=True, progress=False)
+    assert summary.records == 5 and summary.tallies["Employees"].stats.rejected == 1
+    assert pg.execute('SELECT "Id", "Name" FROM "Employees"').fetchall() == [(1, "kept")]
+    dead = pg.execute("SELECT origin, column_name, sequence IS NOT NULL FROM ddbrepl.dead_letters").fetchall()
+    assert dead == [("stream", "Department", True)]

@@ -103,3 +103,17 @@ def test_keys_convert_between_the_wire_and_json_forms() -> None:
     assert wire_key(as_text) == as_bytes
     assert wire_key(as_bytes) == as_bytes
     assert wire_key(json_key(as_bytes)) == as_bytes
+
+
+def test_the_fast_path_leaves_the_garbage_collector_as_it_found_it() -> None:
+    import gc
+
+    assert gc.isenabled()
+    _emit_scan_body(fast=True, status=200)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        _, custom = _emit_scan_body(fast=True, status=200)
+        assert custom["Count"] == 1 and not gc.isenabled()
+    finally:
+        gc.enable()

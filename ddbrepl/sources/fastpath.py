@@ -64,9 +64,12 @@ def _parse_with_orjson(response_dict: dict[str, Any], customized_response_dict: 
     body = response_dict.get("body")
     if not isinstance(body, bytes | bytearray) or not body:
         return
-    parsed = loads(body)
+    try:
+        parsed = loads(body)
+    except orjson.JSONDecodeError:
+        return  # let botocore's parser deal with it exactly as it would without us
     if not isinstance(parsed, dict):
-        return  # not a JSON object: let botocore's parser report it as it always does
+        return
     customized_response_dict.update(parsed)
     response_dict["body"] = _EMPTY_BODY
 

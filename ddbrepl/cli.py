@@ -98,10 +98,12 @@ def init_schema_cmd(settings: Settings, tables: tuple[str, ...], dry_run: bool, 
               "an export ARN, or `export` (start a point-in-time export now, wait, load it).")
 @click.option("--export-bucket", help="With --source export: the S3 bucket to export to.")
 @click.option("--export-prefix", help="With --source export: the S3 key prefix. [default: a fresh one]")
+@click.option("--processes", type=click.IntRange(1, 256),
+              help="With --source: processes sharing the files (conversion is CPU-bound). [default: one per CPU]")
 @click.pass_obj
 def backfill_cmd(settings: Settings, table: str, segments: int | None, workers: int | None, restart: bool,
                  max_rcu: float | None, page_limit: int | None, progress: bool, source: str | None,
-                 export_bucket: str | None, export_prefix: str | None) -> None:
+                 export_bucket: str | None, export_prefix: str | None, processes: int | None) -> None:
     """Load a table from a parallel scan or a DynamoDB export; resumable, and shareable by several processes.
     Exit 1 if some export files could not be read (a re-run retries only them)."""
     if source is None:
@@ -113,7 +115,8 @@ def backfill_cmd(settings: Settings, table: str, segments: int | None, workers: 
         from ddbrepl.runners.backfill_export import backfill_export
 
         summary = backfill_export(settings, table, source, export_bucket=export_bucket,
-                                  export_prefix=export_prefix, workers=workers, restart=restart, progress=progress)
+                                  export_prefix=export_prefix, workers=workers, processes=processes,
+                                  restart=restart, progress=progress)
     click.echo(summary.render())
     sys.exit(1 if summary.failed else 0)
 

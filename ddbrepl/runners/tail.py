@@ -34,7 +34,7 @@ import psycopg
 from ddbrepl.db import connect
 from ddbrepl.errors import DdbreplError, Fatal, Retriable
 from ddbrepl.records import Shard
-from ddbrepl.runners.common import aws_config, open_state, table_plans, worker_id
+from ddbrepl.runners.common import TablePlan, aws_config, open_state, table_plans, worker_id
 from ddbrepl.runners.shard_worker import Connections, Feed, Outcome, ShardTask, Tally
 from ddbrepl.runners.tail_feeds import StartFrom, prepare
 from ddbrepl.runners.tail_status import StatusLine
@@ -332,6 +332,23 @@ class _Coordinator:
             log.warning("could not give back the leases of %s (%s); they expire by themselves", self.worker, exc)
 
 
+def _prepare_all(settings: Settings, dynamodb: DynamoDBClient, plans: Sequence[TablePlan], *, start: StartFrom,
+                 accept_new_stream: bool, attempts: int = 6) -> list[Feed]:
+    """Resolve every table's stream; a database that goes away meanwhile is retried with backoff."""
+    delay = 0.5
+    for attempt in range(1, attempts + 1):
+        try:
+            with open_state(settings) as conn, conn.transaction():
+                return [prepare(conn, dynamodb, p, start=start, accept_new_stream=accept_new_stream) for p in plans]
+        except (Retriable, psycopg.OperationalError) as exc:
+            if attempt == attempts:
+                raise
+            log.warning("preparing the tail failed (%s); retrying in %.1fs", str(exc).splitlines()[0], delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+    raise AssertionError("unreachable")
+
+
 def tail(settings: Settings, tables: Sequence[str] = (), *, until_idle: bool = False,
          start: StartFrom = "trim-horizon", worker: str | None = None, lease_seconds: float = 30.0,
          threads: int = 8, accept_new_stream: bool = False, progress: bool = True,
@@ -347,8 +364,7 @@ def tail(settings: Settings, tables: Sequence[str] = (), *, until_idle: bool = F
     config = aws_config(settings)
     boto = session(config)  # one session: botocore loads each service model once
     dynamodb = dynamodb_client(config, boto)
-    with open_state(settings) as conn, conn.transaction():
-        feeds = [prepare(conn, dynamodb, p, start=start, accept_new_stream=accept_new_stream) for p in plans]
+    feeds = _prepare_all(settings, dynamodb, plans, start=start, accept_new_stream=accept_new_stream)
     status = StatusLine(enabled=progress)
     coordinator = _Coordinator(settings, feeds, dynamodb, streams_client(config, boto), worker=summary.worker,
                                lease_seconds=lease_seconds,

@@ -202,20 +202,23 @@ def test_postgres_connections_killed_while_tailing(aws_url: str, pg_url: str, pg
     proc = start_ddbrepl(*base(aws_url, pg_url), "tail", "--no-progress", "--lease-seconds", "3")
     model: dict[int, str] = {}
     kills = 0
-    for round_ in range(8):
-        batch = {i: f"r{round_}-{i}" for i in range(round_ * 50, round_ * 50 + 120)}
-        put_items(aws_url, "Employees", [{"Id": Decimal(i), "empName": n} for i, n in batch.items()])
-        model.update(batch)
-        time.sleep(0.3)
-        row = pg.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = "
-                         "'ddbrepl' AND datname = current_database()").fetchone()
-        kills += row[0] if row else 0
-    assert kills > 0 and proc.poll() is None
-    deadline = time.monotonic() + 60
-    while stream_records(pg, "Employees") < 8 * 120 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
+    try:
+        for round_ in range(8):
+            batch = {i: f"r{round_}-{i}" for i in range(round_ * 50, round_ * 50 + 120)}
+            put_items(aws_url, "Employees", [{"Id": Decimal(i), "empName": n} for i, n in batch.items()])
+            model.update(batch)
+            time.sleep(0.3)
+            row = pg.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name "
+                             "= 'ddbrepl' AND datname = current_database()").fetchone()
+            kills += row[0] if row else 0
+        deadline = time.monotonic() + 60
+        while stream_records(pg, "Employees") < 8 * 120 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert kills > 0
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "database" in err and "Traceback" not in err  # the reconnects were logged, nothing crashed
     rows = pg.execute('SELECT "Id", "Name" FROM "Employees" ORDER BY "Id"').fetchall()

@@ -55,8 +55,7 @@ flat (workers x 4 chunks in flight: being read, queued, looked ahead at, applied
 
 def backfill_export(settings: Settings, table: str, source: str, *, export_bucket: str | None = None,
                     export_prefix: str | None = None, workers: int | None = None, processes: int | None = None,
-                    restart: bool = False,
-                    progress: bool = True, chunk_size: int = CHUNK, export_poll_s: float = 3.0,
+                    restart: bool = False, progress: bool = True, chunk_size: int = CHUNK, export_poll_s: float = 3.0,
                     export_timeout_s: float | None = None) -> Summary:
     """Load the export ``source`` into every mapping of ``table``; resume an unfinished load of the same export.
 
@@ -77,8 +76,7 @@ def backfill_export(settings: Settings, table: str, source: str, *, export_bucke
         if run.kind != "export" or not run.source:
             raise Fatal(f"an unfinished {run.kind} backfill of {table!r} exists",
                         "finish it with the same command, or pass --restart to load a new export instead")
-        if run.kind == "export" and run.source:  # resume the export this run began with; start no other
-            source = run.source
+        source = run.source  # resume the export this run began with; start no other
     info = _resolve(settings, s3, table, source, export_bucket, export_prefix, progress, export_poll_s,
                     export_timeout_s, run)
     summary.source = info.url

@@ -53,7 +53,9 @@ class TrimmedData(DataLoss):
         where = "from its start" if after_sequence is None else f"after sequence number {after_sequence}"
         super().__init__(
             f"stream records of shard {shard_id} {where} were trimmed (24 h retention) before they were applied",
-            hint="those changes are lost to the stream: run `ddbrepl backfill --restart` for this table",
+            hint="those changes are lost to the stream: stop tail for this table and re-seed it with `ddbrepl "
+            "backfill --table T --source export --restart`, which also forgets the stale checkpoints "
+            "(docs/recovery.md)",
         )
 
 

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -131,6 +132,8 @@ class _Coordinator:
         self.idle_checks = 0
         self.error: BaseException | None = None
         self.replaced: set[str] = set()
+        self.others: dict[tuple[str, str], tuple[str, datetime]] = {}
+        """Leases of other workers as first seen by the idle check: (owner, expires_at)."""
 
     # ---- coordinator's own connection ------------------------------------------------------------------------
 
@@ -281,20 +284,31 @@ class _Coordinator:
             return False
         if self.idle_checks == 0:
             self.idle_checks = 1
+            self.others = {}
             self.discover_now = True
             self.last_balance = -1e9
             return False
-        return self._unclaimed() == 0
+        return self._nothing_left()
 
-    def _unclaimed(self) -> int:
+    def _nothing_left(self) -> bool:
+        """No ready shard without a live owner, and every lease held by another worker renewed since the first
+        idle check (a live lease may belong to a worker that was just killed: wait for its renewal or expiry)."""
         conn = self._db()
         if conn is None:
-            return 1
+            return False
         try:
-            return sum(leases.unclaimed(conn, arn) for arn in self.feeds)
+            if sum(leases.unclaimed(conn, arn) for arn in self.feeds):
+                return False
+            others = {(arn, shard): held for arn in self.feeds
+                      for shard, held in leases.held_by_others(conn, arn, self.worker).items()}
         except psycopg.Error as exc:
             self._db_failed(exc)
-            return 1
+            return False
+        for key, (owner, expires) in others.items():
+            seen = self.others.setdefault(key, (owner, expires))
+            if seen[0] == owner and seen[1] >= expires:
+                return False
+        return True
 
     def run(self) -> str:
         try:

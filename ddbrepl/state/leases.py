@@ -146,3 +146,16 @@ def owners(conn: psycopg.Connection[Any], arn: str | None = None) -> list[Lease]
 def unclaimed(conn: psycopg.Connection[Any], arn: str) -> int:
     """Ready shards (see :func:`balance`) that no live worker holds: `tail --until-idle` is not done while any."""
     return sum(1 for r in conn.execute(_READY, (arn,)).fetchall() if not r[3])
+
+
+def held_by_others(conn: psycopg.Connection[Any], arn: str, worker: str) -> dict[str, tuple[str, datetime]]:
+    """Ready shards under a live lease of another worker: shard → (owner, expires_at).
+
+    A lease that is live may still belong to a worker that just died; `tail --until-idle` waits until each one
+    was renewed (its owner is alive and reading) or expired (then it is taken over).
+    """
+    rows = conn.execute(
+        "SELECT l.shard_id, l.owner, l.expires_at FROM ddbrepl.leases l JOIN (" + _READY + ") r "
+        "ON r.shard_id = l.shard_id WHERE l.stream_arn = %s AND r.live AND l.owner <> %s",
+        (arn, arn, worker)).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}

@@ -26,13 +26,11 @@ from typing import Any
 import boto3
 import psycopg
 from boto3.dynamodb.types import TypeSerializer
-from psycopg import sql
 
 from bench.apply import database
+from bench.common import copy_floor
 from bench.read import moto_server
-from ddbrepl.codec.rows import compile_mapping
-from ddbrepl.records import RawChange, Upsert
-from tests.helpers import ROOT, create_table, mixed_item, mixed_mapping
+from tests.helpers import ROOT, create_table, mixed_item
 
 TABLE = "Mixed"
 MAPPINGS = str(ROOT / "tests" / "mappings" / "mixed")
@@ -74,31 +72,6 @@ def bare_scan(url: str, segments: int, keep: list[dict[str, Any]] | None = None)
 
     with ThreadPoolExecutor(segments) as pool:
         return sum(pool.map(one, range(segments)))
-
-
-def copy_floor(pg_url: str, items: list[dict[str, Any]]) -> float:
-    """Seconds to COPY the already-converted rows into an empty table shaped like the target."""
-    mapping = mixed_mapping()
-    conv = compile_mapping(mapping)
-    rows = []
-    for image in items:
-        op = conv(RawChange("INSERT", {k: image[k] for k in mapping.source_key}, image))
-        assert isinstance(op, Upsert)
-        rows.append(op.values)
-    cols = sql.SQL(", ").join(sql.Identifier(c.name) for c in mapping.columns)
-    with psycopg.connect(pg_url) as conn:
-        conn.execute(
-            sql.SQL("CREATE TABLE floor AS SELECT {} FROM {} WITH NO DATA").format(
-                cols, sql.Identifier(mapping.target.schema, mapping.target.table)
-            )
-        )
-        conn.commit()
-        started = time.perf_counter()
-        with conn.cursor() as cur, cur.copy(sql.SQL("COPY floor ({}) FROM STDIN").format(cols)) as copy:
-            for row in rows:
-                copy.write_row(row)
-        conn.commit()
-        return time.perf_counter() - started
 
 
 def run_backfill(url: str, pg_url: str, segments: int) -> tuple[float, float]:

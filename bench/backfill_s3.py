@@ -25,7 +25,6 @@ import argparse
 import base64
 import os
 import random
-import resource
 import subprocess
 import sys
 import time
@@ -33,27 +32,13 @@ from typing import Any
 
 import boto3
 import psycopg
-from psycopg import sql
 
 from bench.apply import database
+from bench.common import copy_floor, measured_ddbrepl
 from bench.read import moto_server
-from ddbrepl.codec.rows import compile_mapping
-from ddbrepl.records import RawChange, Upsert
 from tests.fakes.exports import Format, write_export
-from tests.helpers import ROOT, SERIALIZER, mixed_item, mixed_mapping
+from tests.helpers import ROOT, SERIALIZER, mixed_item
 
-MEASURED = """import resource, sys
-from ddbrepl.cli import main
-sys.argv = ["ddbrepl", *sys.argv[1:]]
-try:
-    main()
-finally:
-    own = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(f"peak-rss-kib: {max(own, kids)}", file=sys.stderr)
-"""
-"""Runs the CLI and reports its own peak RSS (or its largest loader process's). VmHWM, not ru_maxrss: Linux
-carries a process's maxrss across fork and exec, so the child would report this bench's size at the fork."""
 TABLE = "Mixed"
 BUCKET = "bench"
 MAPPINGS = str(ROOT / "tests" / "mappings" / "mixed")
@@ -75,46 +60,17 @@ def images(n: int) -> list[dict[str, Any]]:
     return [{k: export_json(SERIALIZER.serialize(v)) for k, v in mixed_item(i, rng).items()} for i in range(n)]
 
 
-def copy_floor(pg_url: str, items: list[dict[str, Any]]) -> float:
-    """Seconds to COPY the already-converted rows into an empty table shaped like the target."""
-    mapping = mixed_mapping()
-    conv = compile_mapping(mapping)
-    rows = []
-    for image in items:
-        op = conv(RawChange("INSERT", {k: image[k] for k in mapping.source_key}, image))
-        assert isinstance(op, Upsert)
-        rows.append(op.values)
-    cols = sql.SQL(", ").join(sql.Identifier(c.name) for c in mapping.columns)
-    with psycopg.connect(pg_url) as conn:
-        conn.execute(sql.SQL("CREATE TABLE floor AS SELECT {} FROM {} WITH NO DATA").format(
-            cols, sql.Identifier(mapping.target.schema, mapping.target.table)))
-        conn.commit()
-        started = time.perf_counter()
-        with conn.cursor() as cur, cur.copy(sql.SQL("COPY floor ({}) FROM STDIN").format(cols)) as copy:
-            for row in rows:
-                copy.write_row(row)
-        conn.commit()
-        return time.perf_counter() - started
-
-
 def run_load(url: str, pg_url: str, source: str, workers: int | None, processes: int | None
              ) -> tuple[float, float, float]:
     """(seconds, CPU seconds, peak RSS in MiB) of `ddbrepl backfill --source` in a child process."""
-    base = [sys.executable, "-m", "ddbrepl", "--endpoint-url", url, "--database-url", pg_url, "--mappings", MAPPINGS]
-    subprocess.run([*base, "init-schema"], check=True, capture_output=True)
-    base[1:3] = ["-c", MEASURED]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    base = ["--endpoint-url", url, "--database-url", pg_url, "--mappings", MAPPINGS]
+    subprocess.run([sys.executable, "-m", "ddbrepl", *base, "init-schema"], check=True, capture_output=True)
     extra = ["--workers", str(workers)] if workers else []
     extra += ["--processes", str(processes)] if processes else []
-    started = time.perf_counter()
-    proc = subprocess.run([*base, "backfill", "--table", TABLE, "--source", source, "--no-progress", *extra],
-                          check=True, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    print("  " + proc.stdout.strip())
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    rss = max(int(v) for v in proc.stderr.split("peak-rss-kib:")[1].split()[0:1])
-    return seconds, cpu, rss / 1024
+    seconds, cpu, rss, out = measured_ddbrepl(
+        base, ["backfill", "--table", TABLE, "--source", source, "--no-progress", *extra])
+    print("  " + out.strip())
+    return seconds, cpu, rss
 
 
 def main() -> None:

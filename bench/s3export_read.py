@@ -13,11 +13,8 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -25,6 +22,7 @@ from typing import TYPE_CHECKING
 import boto3
 import orjson
 
+from bench.read import moto_server
 from ddbrepl.sources import ion, s3export
 from ddbrepl.sources.export_read import READ_BYTES, iter_lines
 from tests.fakes.exports import mixed_items, write_export
@@ -38,28 +36,6 @@ TUNED_GC = (100_000, 50, 100)
 """Parsing allocates ~10 containers an item that live until the chunk is applied: with the default threshold
 (700) the collector runs every ~70 items and its older generations re-walk every live chunk and botocore's
 models, which costs more CPU than the parsing itself."""
-
-
-@contextmanager
-def moto_server() -> Iterator[str]:
-    """A moto server in a child process (so it does not share our GIL), on a free port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    exe = os.path.join(os.path.dirname(sys.executable), "moto_server")
-    proc = subprocess.Popen([exe, "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(url + "/moto-api/").close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def timed(label: str, count: int, run: Callable[[], int], repeat: int) -> float:

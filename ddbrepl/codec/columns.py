@@ -13,10 +13,11 @@ from typing import Any
 
 from ddbrepl.codec.attrs import decode
 from ddbrepl.codec.convert import make_converter
+from ddbrepl.codec.fast import fast_column
 from ddbrepl.codec.paths import MISSING, Element, compile_path
 from ddbrepl.codec.reject import Reject
 from ddbrepl.codec.transforms import compile_transforms, scalar
-from ddbrepl.mapping.model import Column
+from ddbrepl.mapping.model import AttrPath, Column
 from ddbrepl.records import RawChange
 
 ValueFn = Callable[[AnyMapping[str, Any], RawChange, Element | None], Any]
@@ -34,8 +35,10 @@ class ColumnPlan:
     value: ValueFn
 
 
-def compile_column(column: Column, *, required: bool = False) -> ColumnPlan:
+def compile_column(column: Column, *, required: bool = False, shortcuts: bool = True) -> ColumnPlan:
     """Compile one column; a default that does not fit the column's type is a mapping error (ValueError).
+
+    ``shortcuts=False`` builds only the general closure (`fast` shortcuts are tested for equality against it).
 
     NULL policy: an absent or NULL attribute (or a transform yielding None) takes the default if there is one,
     else is rejected for a NOT NULL or primary-key column, else is NULL.
@@ -57,7 +60,22 @@ def compile_column(column: Column, *, required: bool = False) -> ColumnPlan:
             raise Reject(f"is {'absent' if value is MISSING else 'NULL'}, and the column is NOT NULL with no default")
         return None
 
-    source = column.source
+    general = _general(column.source, transform, to_sql, null)
+    if shortcuts and transform is None:
+        # The commonest shapes get a fused shortcut that falls back to ``general`` for anything unusual.
+        fast = fast_column(column.source.root, column.source.steps, column.sql_type, general, to_sql, null)
+        if fast is not None:
+            return ColumnPlan(column.name, column.source.text, fast)
+    return ColumnPlan(column.name, column.source.text, general)
+
+
+def _general(
+    source: AttrPath,
+    transform: Callable[[Any], Any] | None,
+    to_sql: Callable[[Any], Any],
+    null: Callable[[Any], Any],
+) -> ValueFn:
+    """The column's closure for any value: decode, transform, convert, NULL policy."""
     if source.root == "attr" and len(source.steps) == 1:
         name = str(source.steps[0])
 
@@ -70,7 +88,7 @@ def compile_column(column: Column, *, required: bool = False) -> ColumnPlan:
                 value = transform(value)
             return null(value) if value is None else to_sql(value)
 
-        return ColumnPlan(column.name, source.text, top)
+        return top
 
     get = compile_path(source)
 
@@ -84,4 +102,5 @@ def compile_column(column: Column, *, required: bool = False) -> ColumnPlan:
                 return null(None)
         return to_sql(value)
 
-    return ColumnPlan(column.name, source.text, anywhere)
+    return anywhere
+

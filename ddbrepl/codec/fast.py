@@ -1,0 +1,165 @@
+"""Fused closures for the commonest column shapes, each equal to the general column closure it shortcuts.
+
+A column without transforms that reads an attribute (top-level or nested) into text/varchar, an integer type,
+unbounded numeric or boolean, or any attribute or ``$item`` into json/jsonb, gets a closure that reads the raw
+DynamoDB JSON and produces the PostgreSQL-ready value in place: no `attrs.decode` call, no converter call, no
+Decimal for a JSON number. The shortcut is taken only when the value is plainly valid (an S that is ASCII with no
+NUL and fits, an N of at most 18 digits inside the integer range, …); every other value, including every
+invalid one, goes to ``general``, the column's ordinary closure, so results and `Reject` reasons are unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from collections.abc import Mapping as AnyMapping
+from decimal import Decimal
+from typing import Any
+
+from ddbrepl.codec.attrs import decode, decode_item
+from ddbrepl.codec.jsontext import item_json, value_json
+from ddbrepl.codec.paths import MISSING, Element, walk
+from ddbrepl.mapping.model import INTEGER_TYPES, SqlType
+from ddbrepl.records import RawChange
+
+ValueFn = Callable[[AnyMapping[str, Any], RawChange, Element | None], Any]
+
+_SMALL_INT = re.compile(r"-?(?:0|[1-9]\d{0,17})", re.ASCII).fullmatch
+"""N texts that are integers below 10**18: int(text) is exact and equals int(Decimal(text))."""
+_PLAIN_DECIMAL = re.compile(r"-?(?:0|[1-9]\d{0,37})(?:\.\d{1,100})?", re.ASCII).fullmatch
+"""N texts inside DynamoDB's range and PostgreSQL numeric's limits: Decimal(text) is what the general path returns."""
+
+
+def fast_column(
+    root: str,
+    steps: tuple[str | int, ...],
+    sql_type: SqlType,
+    general: ValueFn,
+    to_sql: Callable[[Any], Any],
+    null: Callable[[Any], Any],
+) -> ValueFn | None:
+    """The shortcut closure for a transform-free column, or None when its shape has none.
+
+    ``general`` is the column's ordinary closure (taken for anything unusual); ``to_sql`` and ``null`` are its
+    converter and NULL policy, which the json closures reuse on their slow path.
+    """
+    if sql_type.array:
+        return None
+    base = sql_type.base
+    if base in ("json", "jsonb"):
+        return _json(root, steps, to_sql, null, sort_keys=base == "json")
+    if root != "attr":
+        return None
+    name, rest = str(steps[0]), steps[1:]
+    if base in ("text", "varchar"):
+        return _text(name, rest, sql_type.length, general)
+    if base in INTEGER_TYPES:
+        bits = INTEGER_TYPES[base]
+        return _integer(name, rest, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1, general)
+    if base == "numeric" and sql_type.precision is None:
+        return _numeric(name, rest, general)
+    if base == "boolean":
+        return _boolean(name, rest, general)
+    return None
+
+
+def _text(name: str, rest: tuple[str | int, ...], length: int | None, general: ValueFn) -> ValueFn:
+    limit = length if length is not None else sys.maxsize
+
+    def text(image: AnyMapping[str, Any], change: RawChange, element: Element | None) -> Any:
+        av = image.get(name)
+        if rest:
+            av = walk(av, rest)
+        if av is not None and len(av) == 1:
+            value = av.get("S")
+            if value.__class__ is str and value.isascii() and "\x00" not in value and len(value) <= limit:
+                return value
+        return general(image, change, element)
+
+    return text
+
+
+def _integer(name: str, rest: tuple[str | int, ...], low: int, high: int, general: ValueFn) -> ValueFn:
+    def integer(image: AnyMapping[str, Any], change: RawChange, element: Element | None) -> Any:
+        av = image.get(name)
+        if rest:
+            av = walk(av, rest)
+        if av is not None and len(av) == 1:
+            text = av.get("N")
+            if text.__class__ is str and _SMALL_INT(text) is not None:
+                value = int(text)
+                if low <= value <= high:
+                    return value
+        return general(image, change, element)
+
+    return integer
+
+
+def _numeric(name: str, rest: tuple[str | int, ...], general: ValueFn) -> ValueFn:
+    def numeric(image: AnyMapping[str, Any], change: RawChange, element: Element | None) -> Any:
+        av = image.get(name)
+        if rest:
+            av = walk(av, rest)
+        if av is not None and len(av) == 1:
+            text = av.get("N")
+            if text.__class__ is str and _PLAIN_DECIMAL(text) is not None:
+                return Decimal(text)
+        return general(image, change, element)
+
+    return numeric
+
+
+def _boolean(name: str, rest: tuple[str | int, ...], general: ValueFn) -> ValueFn:
+    def boolean(image: AnyMapping[str, Any], change: RawChange, element: Element | None) -> Any:
+        av = image.get(name)
+        if rest:
+            av = walk(av, rest)
+        if av is not None and len(av) == 1:
+            value = av.get("BOOL")
+            if value is True or value is False:
+                return value
+        return general(image, change, element)
+
+    return boolean
+
+
+def _json(
+    root: str,
+    steps: tuple[str | int, ...],
+    to_sql: Callable[[Any], Any],
+    null: Callable[[Any], Any],
+    *,
+    sort_keys: bool,
+) -> ValueFn | None:
+    """``$item`` or an attribute into json(b): raw DynamoDB JSON straight to JSON text (`jsontext`).
+
+    Whatever `jsontext` declines, and any text holding an escaped NUL (jsonb refuses it; the general path
+    decides whether it really is one), goes through decode + `convert` exactly as before, with its `Reject`.
+    """
+    if root == "item":
+
+        def item(image: AnyMapping[str, Any], change: RawChange, element: Element | None) -> Any:
+            text = item_json(image, sort_keys=sort_keys)
+            if text is None or "\\u0000" in text:
+                return to_sql(decode_item(image))
+            return text
+
+        return item
+    if root != "attr":
+        return None
+    name, rest = str(steps[0]), steps[1:]
+
+    def attr(image: AnyMapping[str, Any], change: RawChange, element: Element | None) -> Any:
+        av = image.get(name)
+        if rest:
+            av = walk(av, rest)
+        if av is None:
+            return null(MISSING)
+        text = None if "NULL" in av else value_json(av, sort_keys=sort_keys)
+        if text is None or "\\u0000" in text:
+            value = decode(av)
+            return null(value) if value is None else to_sql(value)
+        return text
+
+    return attr

@@ -63,7 +63,8 @@ def compile_column(column: Column, *, required: bool = False, shortcuts: bool = 
     general = _general(column.source, transform, to_sql, null)
     if shortcuts and transform is None:
         # The commonest shapes get a fused shortcut that falls back to ``general`` for anything unusual.
-        fast = fast_column(column.source.root, column.source.steps, column.sql_type, general, to_sql, null)
+        source, truncate = column.source, column.on_overflow == "truncate"
+        fast = fast_column(source.root, source.steps, column.sql_type, general, to_sql, null, truncate=truncate)
         if fast is not None:
             return ColumnPlan(column.name, column.source.text, fast)
     return ColumnPlan(column.name, column.source.text, general)

@@ -38,6 +38,8 @@ def fast_column(
     general: ValueFn,
     to_sql: Callable[[Any], Any],
     null: Callable[[Any], Any],
+    *,
+    truncate: bool = False,
 ) -> ValueFn | None:
     """The shortcut closure for a transform-free column, or None when its shape has none.
 
@@ -45,6 +47,13 @@ def fast_column(
     converter and NULL policy, which the json closures reuse on their slow path.
     """
     if sql_type.array:
+        element = sql_type.element
+        if root != "attr" or element.array:
+            return None
+        if element.base == "text" and element.length is None:
+            return _text_set(str(steps[0]), steps[1:], general)
+        if element.base == "numeric" and element.precision is None:
+            return _number_set(str(steps[0]), steps[1:], general)
         return None
     base = sql_type.base
     if base in ("json", "jsonb"):
@@ -53,7 +62,7 @@ def fast_column(
         return None
     name, rest = str(steps[0]), steps[1:]
     if base in ("text", "varchar"):
-        return _text(name, rest, sql_type.length, general)
+        return _text(name, rest, sql_type.length, truncate, general)
     if base in INTEGER_TYPES:
         bits = INTEGER_TYPES[base]
         return _integer(name, rest, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1, general)
@@ -64,7 +73,9 @@ def fast_column(
     return None
 
 
-def _text(name: str, rest: tuple[str | int, ...], length: int | None, general: ValueFn) -> ValueFn:
+def _text(
+    name: str, rest: tuple[str | int, ...], length: int | None, truncate: bool, general: ValueFn
+) -> ValueFn:
     limit = length if length is not None else sys.maxsize
 
     def text(image: AnyMapping[str, Any], change: RawChange, element: Element | None) -> Any:
@@ -73,8 +84,11 @@ def _text(name: str, rest: tuple[str | int, ...], length: int | None, general: V
             av = walk(av, rest)
         if av is not None and len(av) == 1:
             value = av.get("S")
-            if value.__class__ is str and value.isascii() and "\x00" not in value and len(value) <= limit:
-                return value
+            if value.__class__ is str and value.isascii() and "\x00" not in value:
+                if len(value) <= limit:
+                    return value
+                if truncate:  # on_overflow: truncate, as the general path cuts it (ASCII: one char, one byte)
+                    return value[:limit]
         return general(image, change, element)
 
     return text
@@ -122,6 +136,46 @@ def _boolean(name: str, rest: tuple[str | int, ...], general: ValueFn) -> ValueF
         return general(image, change, element)
 
     return boolean
+
+
+def _text_set(name: str, rest: tuple[str | int, ...], general: ValueFn) -> ValueFn:
+    """An SS into text[]: sorted, duplicates dropped, as the general path sorts the decoded frozenset."""
+
+    def text_set(image: AnyMapping[str, Any], change: RawChange, element: Element | None) -> Any:
+        av = image.get(name)
+        if rest:
+            av = walk(av, rest)
+        if av is not None and len(av) == 1:
+            members = av.get("SS")
+            if members.__class__ is list and members:
+                try:
+                    joined = "".join(members)
+                except TypeError:
+                    return general(image, change, element)
+                if joined.isascii() and "\x00" not in joined:
+                    return sorted(set(members))
+        return general(image, change, element)
+
+    return text_set
+
+
+def _number_set(name: str, rest: tuple[str | int, ...], general: ValueFn) -> ValueFn:
+    """An NS into numeric[]: sorted by value, equal numbers collapsed as the general path's frozenset does."""
+
+    def number_set(image: AnyMapping[str, Any], change: RawChange, element: Element | None) -> Any:
+        av = image.get(name)
+        if rest:
+            av = walk(av, rest)
+        if av is not None and len(av) == 1:
+            members = av.get("NS")
+            if members.__class__ is list and members:
+                for text in members:
+                    if text.__class__ is not str or _PLAIN_DECIMAL(text) is None:
+                        return general(image, change, element)
+                return sorted(frozenset(map(Decimal, members)))
+        return general(image, change, element)
+
+    return number_set
 
 
 def _json(

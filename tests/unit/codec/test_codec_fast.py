@@ -43,27 +43,24 @@ def _outcome(fn: Any, *args: Any, **kwargs: Any) -> tuple[str, Any]:
     return ("ok", (type(value).__name__, repr(value)))
 
 
-def _exported(av: Any, rng: st.DataObject) -> Any:
+def _exported(av: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
     """Turn some B bytes into base64 text, as exports and Lambda events carry them."""
-    if isinstance(av, dict):
-        out: dict[str, Any] = {}
-        for k, v in av.items():
-            if k == "B" and isinstance(v, bytes) and rng.draw(st.booleans()):
-                out[k] = base64.b64encode(v).decode("ascii")
-            elif k == "BS" and rng.draw(st.booleans()):
-                out[k] = [base64.b64encode(b).decode("ascii") for b in v]
-            else:
-                out[k] = _exported(v, rng)
-        return out
-    if isinstance(av, list):
-        return [_exported(v, rng) for v in av]
+    ((tag, value),) = av.items()
+    if tag == "B" and data.draw(st.booleans()):
+        return {tag: base64.b64encode(value).decode("ascii")}
+    if tag == "BS" and data.draw(st.booleans()):
+        return {tag: [base64.b64encode(b).decode("ascii") for b in value]}
+    if tag == "M":
+        return {tag: {k: _exported(v, data) for k, v in value.items()}}
+    if tag == "L":
+        return {tag: [_exported(v, data) for v in value]}
     return av
 
 
 @settings(max_examples=400, deadline=None)
 @given(items(), st.data())
 def test_item_json_is_the_reference_text(item: dict[str, Any], data: st.DataObject) -> None:
-    image = _exported(serialize(item), data)
+    image = {name: _exported(av, data) for name, av in serialize(item).items()}
     for sort_keys in (False, True):
         reference = to_json(decode_item(image), sort_keys=sort_keys)
         # Every item boto3 can write takes the fast path, and prints exactly what the reference prints.
@@ -139,6 +136,8 @@ COLUMN_TYPES = [
     "boolean",
     "jsonb",
     "json",
+    "text[]",
+    "numeric[]",
 ]
 raw_values = st.one_of(
     st.builds(lambda t: {"N": t}, number_texts),
@@ -147,13 +146,16 @@ raw_values = st.one_of(
     st.builds(lambda b: {"BOOL": b}, st.one_of(st.booleans(), st.integers(0, 1), st.none())),
     st.just({"NULL": True}),
     st.builds(lambda t: {"S": t, "N": "1"}, st.text(max_size=2)),
-    st.builds(lambda s: {"SS": s}, st.lists(st.text(max_size=3), min_size=1, max_size=3)),
+    st.builds(lambda s: {"SS": s}, st.lists(st.text(max_size=3), max_size=3)),
+    st.builds(lambda s: {"SS": s}, st.lists(st.sampled_from(["b", "a", "b", 1, "\x00", "é"]), max_size=3)),
+    st.builds(lambda s: {"NS": s}, st.lists(number_texts, max_size=3)),
+    st.builds(lambda s: {"NS": s}, st.lists(st.sampled_from(["1", "1.0", "-0", "0", "2.50", "1E+2", 3]), max_size=4)),
     st.builds(lambda b: {"B": b}, base64_texts),
     st.just({"M": {"x": {"N": "1"}}}),
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from(COLUMN_TYPES),
     st.sampled_from(["a", "p.a", "l[0]"]),
@@ -183,6 +185,8 @@ def test_the_shortcuts_are_taken() -> None:
         "numeric": "numeric",
         "boolean": "boolean",
         "jsonb": "attr",
+        "text[]": "text_set",
+        "numeric[]": "number_set",
     }
     for sql_type, closure in shortcut.items():
         assert compile_column(col("c", "a", sql_type)).value.__name__ == closure

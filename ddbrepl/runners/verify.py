@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 CHUNK = 5000
 REPORT_KEYS = 100
 SAMPLE_SEGMENTS = 64
+PAGE_ITEMS = 1000
+"""Scan ``Limit``: a 1 MB page of small items is thousands of items and tens of MB as Python objects; with
+segments + 2 pages in memory at once, capping pages keeps verify's memory small (same read capacity, more calls)."""
 _N = "_ddbrepl_n"
 
 
@@ -319,8 +322,8 @@ class _Checker:
 
 
 def _parallel_pages(client: Any, table: str, segments: int) -> Iterator[Page]:
-    """Every page of a parallel scan, read by ``segments`` threads: at most ``segments`` pages queued."""
-    q: queue.Queue[Page | BaseException | None] = queue.Queue(maxsize=segments)
+    """Every page of a parallel scan, read by ``segments`` threads; at most segments + 2 pages in memory."""
+    q: queue.Queue[Page | BaseException | None] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
     def put(item: Page | BaseException | None) -> bool:
@@ -334,7 +337,7 @@ def _parallel_pages(client: Any, table: str, segments: int) -> Iterator[Page]:
 
     def read(segment: int) -> None:
         try:
-            for page in scan_segment(client, table, segment, segments, None):
+            for page in scan_segment(client, table, segment, segments, None, limit=PAGE_ITEMS):
                 if not put(page):
                     return
         except BaseException as exc:  # handed to the consumer, which re-raises it
@@ -365,7 +368,7 @@ def _sample_pages(client: Any, table: str, wanted: int) -> Iterator[Page]:
     random.shuffle(order)
     got = 0
     for segment in order:
-        for page in scan_segment(client, table, segment, SAMPLE_SEGMENTS, None):
+        for page in scan_segment(client, table, segment, SAMPLE_SEGMENTS, None, limit=PAGE_ITEMS):
             items = list(page.items)[: wanted - got]
             got += len(items)
             yield Page(page.segment, items, page.resume_from)

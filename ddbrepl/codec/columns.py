@@ -61,10 +61,14 @@ def compile_column(column: Column, *, required: bool = False, shortcuts: bool = 
         return None
 
     general = _general(column.source, transform, to_sql, null)
-    if shortcuts and transform is None:
+    transforms = column.transforms
+    epoch = str(transforms[0].arg) if len(transforms) == 1 and transforms[0].kind == "epoch" else None
+    if shortcuts and (transform is None or epoch is not None):
         # The commonest shapes get a fused shortcut that falls back to ``general`` for anything unusual.
         source, truncate = column.source, column.on_overflow == "truncate"
-        fast = fast_column(source.root, source.steps, column.sql_type, general, to_sql, null, truncate=truncate)
+        fast = fast_column(
+            source.root, source.steps, column.sql_type, general, to_sql, null, truncate=truncate, epoch=epoch
+        )
         if fast is not None:
             return ColumnPlan(column.name, column.source.text, fast)
     return ColumnPlan(column.name, column.source.text, general)

@@ -14,12 +14,14 @@ import re
 import sys
 from collections.abc import Callable
 from collections.abc import Mapping as AnyMapping
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from ddbrepl.codec.attrs import decode, decode_item
 from ddbrepl.codec.jsontext import item_json, value_json
 from ddbrepl.codec.paths import MISSING, Element, walk
+from ddbrepl.codec.transforms import _MAX_US, _MIN_US, EPOCH
 from ddbrepl.mapping.model import INTEGER_TYPES, SqlType
 from ddbrepl.records import RawChange
 
@@ -40,12 +42,18 @@ def fast_column(
     null: Callable[[Any], Any],
     *,
     truncate: bool = False,
+    epoch: str | None = None,
 ) -> ValueFn | None:
-    """The shortcut closure for a transform-free column, or None when its shape has none.
+    """The shortcut closure for a column, or None when its shape has none: no transforms, or only
+    ``epoch: seconds|millis`` (``epoch``) into timestamptz.
 
     ``general`` is the column's ordinary closure (taken for anything unusual); ``to_sql`` and ``null`` are its
     converter and NULL policy, which the json closures reuse on their slow path.
     """
+    if epoch is not None:
+        if root != "attr" or sql_type.array or sql_type.base != "timestamptz":
+            return None
+        return _epoch(str(steps[0]), steps[1:], 1_000_000 if epoch == "seconds" else 1_000, general)
     if sql_type.array:
         element = sql_type.element
         if root != "attr" or element.array:
@@ -136,6 +144,24 @@ def _boolean(name: str, rest: tuple[str | int, ...], general: ValueFn) -> ValueF
         return general(image, change, element)
 
     return boolean
+
+
+def _epoch(name: str, rest: tuple[str | int, ...], scale: int, general: ValueFn) -> ValueFn:
+    """A whole N of epoch seconds or millis into timestamptz, in int arithmetic as `transforms.epoch` does it."""
+
+    def epoch(image: AnyMapping[str, Any], change: RawChange, element: Element | None) -> Any:
+        av = image.get(name)
+        if rest:
+            av = walk(av, rest)
+        if av is not None and len(av) == 1:
+            text = av.get("N")
+            if text.__class__ is str and _SMALL_INT(text) is not None:
+                micros = int(text) * scale
+                if _MIN_US <= micros <= _MAX_US:
+                    return EPOCH + timedelta(microseconds=micros)
+        return general(image, change, element)
+
+    return epoch
 
 
 def _text_set(name: str, rest: tuple[str | int, ...], general: ValueFn) -> ValueFn:

@@ -16,6 +16,7 @@ from ddbrepl.codec.columns import compile_column
 from ddbrepl.codec.convert import to_json
 from ddbrepl.codec.jsontext import item_json, value_json
 from ddbrepl.codec.reject import Reject
+from ddbrepl.mapping.model import Transform
 from ddbrepl.records import RawChange
 from tests.unit.codec.helpers import col
 from tests.unit.codec.strategies import items, serialize
@@ -196,3 +197,24 @@ def test_the_shortcuts_are_taken() -> None:
     image = {"a": {"N": "1.50"}}
     value = compile_column(col("c", "a", "numeric")).value(image, RawChange("INSERT", image, new_image=image), None)
     assert value == Decimal("1.50") and str(value) == "1.50"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["seconds", "millis"]),
+    st.sampled_from(["timestamptz", "timestamp", "bigint"]),
+    st.one_of(
+        st.none(),
+        raw_values,
+        st.builds(lambda n: {"N": str(n)}, st.integers(-(10**19), 10**19)),
+        st.builds(lambda n: {"N": str(n)}, st.sampled_from([253402300799, 253402300800, -62135596800, -62135596801])),
+    ),
+)
+def test_epoch_columns_equal_the_general_column(unit: str, sql_type: str, av: dict[str, Any] | None) -> None:
+    column = col("c", "a", sql_type, Transform("epoch", unit))
+    fast, general = compile_column(column), compile_column(column, shortcuts=False)
+    image = {"pk": {"S": "k"}} if av is None else {"pk": {"S": "k"}, "a": av}
+    change = RawChange("INSERT", {"pk": image["pk"]}, new_image=image)
+    assert _outcome(fast.value, image, change, None) == _outcome(general.value, image, change, None)
+    if sql_type == "timestamptz":
+        assert fast.value.__name__ == "epoch"

@@ -217,6 +217,8 @@ def status_cmd(settings: Settings, tables: tuple[str, ...], output: str) -> None
 @cli.command("tail")
 @click.option("--table", "tables", multiple=True,
               help="Only this DynamoDB table (repeatable). [default: every mapped table]")
+@click.option("--metrics-port", type=click.IntRange(0, 65535),
+              help="Serve Prometheus metrics on this port (pip install 'ddbrepl[metrics]').")
 @click.option("--until-idle", is_flag=True, help="Exit 0 once every shard is caught up (tests, cron).")
 @click.option("--from", "start", type=click.Choice(["trim-horizon", "latest"]), default="trim-horizon",
               help="Where a table followed for the first time starts (after a backfill: its point in time).")
@@ -230,13 +232,14 @@ def status_cmd(settings: Settings, tables: tuple[str, ...], output: str) -> None
               help="Live status line on a terminal, periodic lines otherwise.")
 @click.pass_obj
 def tail_cmd(settings: Settings, tables: tuple[str, ...], until_idle: bool, start: str, worker_id: str | None,
-             lease_seconds: float, threads: int, accept_new_stream: bool, progress: bool) -> None:
+             lease_seconds: float, threads: int, accept_new_stream: bool, progress: bool,
+             metrics_port: int | None) -> None:
     """Follow the tables' DynamoDB Streams and apply every change exactly once."""
     from ddbrepl.runners.tail import tail
 
     summary = tail(settings, tables, until_idle=until_idle, start="latest" if start == "latest" else "trim-horizon",
                    worker=worker_id, lease_seconds=lease_seconds, threads=threads,
-                   accept_new_stream=accept_new_stream, progress=progress)
+                   accept_new_stream=accept_new_stream, progress=progress, metrics_port=metrics_port)
     click.echo(summary.render())
 
 

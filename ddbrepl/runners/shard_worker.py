@@ -19,13 +19,15 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
 
 from ddbrepl.db import connect
 from ddbrepl.errors import Fatal, LeaseLost, Retriable
+from ddbrepl.metrics import NULL as NULL_METRICS
+from ddbrepl.metrics import Metrics
 from ddbrepl.records import ApplyStats, RawChange, StreamBatch
 from ddbrepl.runners.common import TablePlan, apply_changes
 from ddbrepl.sources.items import get_items, key_id
@@ -102,7 +104,8 @@ class ShardTask:
 
     def __init__(self, feed: Feed, reader: ShardReader, epoch: int, *, worker: str, lease_seconds: float,
                  connections: Connections, dynamodb: DynamoDBClient, tally: Tally, lock: threading.Lock,
-                 stop: threading.Event, read_ahead: Executor | None = None, slice_seconds: float = 1.0) -> None:
+                 stop: threading.Event, read_ahead: Executor | None = None, slice_seconds: float = 1.0,
+                 metrics: Metrics = NULL_METRICS) -> None:
         self.feed = feed
         self.reader = reader
         self.epoch = epoch
@@ -115,6 +118,7 @@ class ShardTask:
         self.stop = stop
         self.slice_seconds = slice_seconds
         self.read_ahead = read_ahead
+        self.metrics = metrics
         self._next: Future[StreamBatch] | None = None
         """The batch after the one being applied, read while it is applied (reads and commits overlap)."""
         self.resync = True
@@ -134,8 +138,11 @@ class ShardTask:
         except LeaseLost as exc:
             log.info("shard %s: %s", self.shard_id, exc.message)
             self.lost = True
+            self.metrics.forget_shard(self.feed.plan.source_table, self.shard_id)
             return "lost"
         except (Retriable, psycopg.OperationalError) as exc:
+            self.metrics.retry(self.feed.plan.source_table)
+            self.metrics.error(self.feed.plan.source_table, type(exc).__name__)
             self.retries += 1
             delay = min(15.0, 0.25 * 2 ** min(self.retries, 8))
             log.warning("shard %s: %s; retrying in %.1fs", self.shard_id, str(exc).splitlines()[0], delay)
@@ -164,6 +171,7 @@ class ShardTask:
             self.retries = 0
             if batch.next_iterator is None:
                 self.finished = True
+                self.metrics.forget_shard(self.feed.plan.source_table, self.shard_id)
                 return "finished"
             if not batch.changes and self.reader.due_at > time.monotonic():
                 return "idle"
@@ -216,6 +224,13 @@ class ShardTask:
             t.stats += stats
             if last is not None and last.approx_time is not None:
                 t.last_event_at = last.approx_time
+        table = self.feed.plan.source_table
+        last_at = last.approx_time if last is not None else None
+        self.metrics.batch(table, self.shard_id, len(changes), stats, last_at)
+        lag = (datetime.now(UTC) - last_at).total_seconds() if last_at is not None else None
+        log.debug("shard %s: %d records, %d upserts, %d deletes, %d dead letters", self.shard_id, len(changes),
+                  stats.upserts, stats.deletes, stats.rejected,
+                  extra={"table": table, "shard": self.shard_id, "records": len(changes), "lag_s": lag})
 
     def _current_items(self, changes: Sequence[RawChange]) -> list[RawChange]:
         """Replace each upsert's image with the item as it is now; a vanished item becomes a delete."""

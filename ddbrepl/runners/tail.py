@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from ddbrepl import metrics
 from ddbrepl.db import connect
 from ddbrepl.errors import DdbreplError, Fatal, Retriable
 from ddbrepl.records import Shard
@@ -101,8 +102,9 @@ class _Coordinator:
     def __init__(self, settings: Settings, feeds: Sequence[Feed], dynamodb: DynamoDBClient,
                  streams: DynamoDBStreamsClient, *, worker: str, lease_seconds: float,
                  threads: int, until_idle: bool, stop: threading.Event, status: StatusLine,
-                 discover_seconds: float, reader_options: dict[str, Any]) -> None:
+                 discover_seconds: float, reader_options: dict[str, Any], metrics: metrics.Metrics) -> None:
         self.url = settings.require_database()
+        self.metrics = metrics
         self.streams = streams
         self.dynamodb = dynamodb
         self.feeds = {f.arn: f for f in feeds}
@@ -242,7 +244,7 @@ class _Coordinator:
         return ShardTask(feed, reader, epoch, worker=self.worker, lease_seconds=self.lease_seconds,
                          connections=self.connections, dynamodb=self.dynamodb,
                          tally=self.tallies[feed.plan.source_table], lock=self.lock, stop=self.stop,
-                         read_ahead=self.read_ahead)
+                         read_ahead=self.read_ahead, metrics=self.metrics)
 
     def _collect(self) -> None:
         for key, future in list(self.running.items()):
@@ -367,8 +369,9 @@ def tail(settings: Settings, tables: Sequence[str] = (), *, until_idle: bool = F
          start: StartFrom = "trim-horizon", worker: str | None = None, lease_seconds: float = 30.0,
          threads: int = 8, accept_new_stream: bool = False, progress: bool = True,
          stop: threading.Event | None = None, discover_seconds: float = 10.0,
-         reader_options: dict[str, Any] | None = None) -> Summary:
-    """Follow the streams of the mapped tables (or ``tables``) until stopped, or until idle with ``until_idle``."""
+         reader_options: dict[str, Any] | None = None, metrics_port: int | None = None) -> Summary:
+    """Follow the streams of the mapped tables (or ``tables``) until stopped, or until idle with ``until_idle``.
+    With ``metrics_port``, serve Prometheus metrics there while running."""
     plans = table_plans(settings, tables)
     if not plans:
         raise Fatal("no mapping to tail", hint="check --mappings and --table")
@@ -380,13 +383,19 @@ def tail(settings: Settings, tables: Sequence[str] = (), *, until_idle: bool = F
     dynamodb = dynamodb_client(config, boto)
     feeds = _prepare_all(settings, dynamodb, plans, start=start, accept_new_stream=accept_new_stream)
     status = StatusLine(enabled=progress)
+    exporter = metrics.serve(metrics_port) if metrics_port is not None else None
     coordinator = _Coordinator(settings, feeds, dynamodb, streams_client(config, boto), worker=summary.worker,
                                lease_seconds=lease_seconds,
                                threads=threads, until_idle=until_idle, stop=stop, status=status,
                                discover_seconds=discover_seconds, reader_options=reader_options or (
-                                   UNTIL_IDLE_READS if until_idle else {}))
-    with _signals(stop):
-        summary.reason = coordinator.run()
+                                   UNTIL_IDLE_READS if until_idle else {}),
+                               metrics=exporter or metrics.NULL)
+    try:
+        with _signals(stop):
+            summary.reason = coordinator.run()
+    finally:
+        if exporter is not None:
+            exporter.close()
     summary.tallies = coordinator.tallies
     summary.seconds = time.monotonic() - started
     if coordinator.error is not None:

@@ -21,6 +21,8 @@ from ddbrepl.mapping.model import Mapping
 from ddbrepl.records import RawChange, Upsert
 
 ROOT = Path(__file__).resolve().parent.parent
+MIXED = str(ROOT / "tests" / "mappings" / "mixed")
+EMPLOYEES = str(ROOT / "mappings" / "employees.yaml")
 SERIALIZER = TypeSerializer()
 
 
@@ -125,6 +127,11 @@ def differences(conn: psycopg.Connection[Any], mapping: Mapping, name: str = "ex
     missing = conn.execute(sql.SQL(q).format(c=cols, a=sql.Identifier(name), b=target)).fetchone()
     assert extra is not None and missing is not None
     return int(extra[0]), int(missing[0])
+
+
+def cli_base(aws_url: str, pg_url: str, mappings: str) -> list[str]:
+    """The global options every CLI call of a test passes: moto, the test's database, its mappings."""
+    return ["--endpoint-url", aws_url, "--database-url", pg_url, "--mappings", mappings]
 
 
 def ddbrepl(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
 from ddbrepl.db import connect
-from ddbrepl.errors import Fatal, Retriable
+from ddbrepl.errors import Fatal
 from ddbrepl.progress import Reporter
 from ddbrepl.records import ApplyStats, RawChange
-from ddbrepl.runners.backfill_common import Summary, finish, prefetch, raise_first, run_workers
+from ddbrepl.runners.backfill_common import Summary, finish, prefetch, raise_first, run_workers, with_resume
 from ddbrepl.runners.common import TablePlan, apply_changes, aws_config, one_table, open_state, worker_id
 from ddbrepl.settings import Settings
 from ddbrepl.sources.aws import dynamodb_client
@@ -63,19 +62,8 @@ class _Loader:
         return finished
 
     def _load_segment(self, conn: psycopg.Connection[Any], seg: backfills.Segment) -> None:
-        resume = seg.resume_key
-        for attempt in range(1, MAX_RETRIES + 1):
-            try:
-                self._pages(conn, seg.segment, resume)
-                return
-            except Retriable as exc:
-                if attempt == MAX_RETRIES:
-                    raise
-                delay = min(0.5 * 2**attempt, 30.0)
-                log.warning("segment %d: %s; resuming in %.1fs", seg.segment, exc.message, delay)
-                time.sleep(delay)
-                state = [s for s in backfills.segments(conn, self.plan.source_table) if s.segment == seg.segment]
-                resume = state[0].resume_key if state else resume
+        with_resume(conn, self.plan.source_table, seg, f"segment {seg.segment}",
+                    lambda resume: self._pages(conn, seg.segment, resume), attempts=MAX_RETRIES)
 
     def _pages(self, conn: psycopg.Connection[Any], segment: int, resume: dict[str, Any] | None) -> None:
         keys = self.info.key_names

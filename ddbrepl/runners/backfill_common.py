@@ -7,14 +7,17 @@ import gc
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from ddbrepl.errors import DdbreplError, Fatal
+import psycopg
+
+from ddbrepl.errors import DdbreplError, Fatal, Retriable
 from ddbrepl.records import ApplyStats
 from ddbrepl.runners.common import TablePlan, open_state
 from ddbrepl.settings import Settings
@@ -67,6 +70,25 @@ class Summary:
         if self.point_in_time is not None and self.finished:
             text += f"; point in time {self.point_in_time:%Y-%m-%d %H:%M:%S}Z"
         return text + "".join(f"\nfailed: {reason}" for reason in self.failed)
+
+
+def with_resume(conn: psycopg.Connection[Any], source_table: str, seg: backfills.Segment, label: str,
+                load: Callable[[dict[str, Any] | None], None], *, attempts: int = 8) -> None:
+    """Run ``load(resume_key)`` for one claimed unit; after a Retriable failure (throttling, a lost connection)
+    back off and run it again from the unit's last committed resume key."""
+    resume = seg.resume_key
+    for attempt in range(1, attempts + 1):
+        try:
+            load(resume)
+            return
+        except Retriable as exc:
+            if attempt == attempts:
+                raise
+            delay = min(0.5 * 2**attempt, 30.0)
+            log.warning("%s: %s; resuming in %.1fs", label, exc.message, delay)
+            time.sleep(delay)
+            state = [s for s in backfills.segments(conn, source_table) if s.segment == seg.segment]
+            resume = state[0].resume_key if state else resume
 
 
 def run_workers(n: int, work: Callable[[], int], name: str = "backfill") -> tuple[int, list[BaseException]]:

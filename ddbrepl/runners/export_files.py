@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -35,9 +34,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import psycopg
 
 from ddbrepl.db import connect
-from ddbrepl.errors import Retriable, SourceError
+from ddbrepl.errors import SourceError
 from ddbrepl.records import ApplyStats, RawChange
-from ddbrepl.runners.backfill_common import prefetch
+from ddbrepl.runners.backfill_common import prefetch, with_resume
 from ddbrepl.runners.common import TablePlan, apply_changes, aws_config, worker_id
 from ddbrepl.settings import Settings
 from ddbrepl.sources.aws import s3_client
@@ -150,20 +149,10 @@ class FileLoader:
         return at, self.info.files[at]
 
     def _load_file(self, conn: psycopg.Connection[Any], seg: backfills.Segment) -> None:
-        resume = seg.resume_key
         file_index, datafile = self._datafile(seg)
-        for attempt in range(1, MAX_RETRIES + 1):
-            try:
-                self._chunks(conn, seg.segment, file_index, datafile, resume)
-                return
-            except Retriable as exc:
-                if attempt == MAX_RETRIES:
-                    raise
-                delay = min(0.5 * 2**attempt, 30.0)
-                log.warning("%s: %s; resuming in %.1fs", seg.name, exc.message, delay)
-                time.sleep(delay)
-                state = [s for s in backfills.segments(conn, self.plan.source_table) if s.segment == seg.segment]
-                resume = state[0].resume_key if state else resume
+        with_resume(conn, self.plan.source_table, seg, seg.name or datafile.key,
+                    lambda resume: self._chunks(conn, seg.segment, file_index, datafile, resume),
+                    attempts=MAX_RETRIES)
 
     def _chunks(self, conn: psycopg.Connection[Any], segment: int, file_index: int, datafile: DataFile,
                 resume: dict[str, Any] | None) -> None:

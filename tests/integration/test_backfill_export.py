@@ -19,8 +19,9 @@ import pytest
 
 from tests.fakes.exports import change_line, write_export
 from tests.helpers import (
-    ROOT,
+    MIXED,
     SERIALIZER,
+    cli_base,
     create_table,
     ddbrepl,
     differences,
@@ -34,13 +35,12 @@ from tests.helpers import (
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-MIXED = str(ROOT / "tests" / "mappings" / "mixed")
 BUCKET = "exports"
 EXPORT_TIME = datetime(2026, 11, 25, 12, 0, 0, 123000, tzinfo=UTC)
 
 
 def base(aws_url: str, pg_url: str) -> list[str]:
-    return ["--endpoint-url", aws_url, "--database-url", pg_url, "--mappings", MIXED]
+    return cli_base(aws_url, pg_url, MIXED)
 
 
 def items(n: int, seed: int = 30_000) -> list[dict[str, Any]]:

@@ -12,7 +12,9 @@ import psycopg
 import pytest
 
 from tests.helpers import (
-    ROOT,
+    EMPLOYEES,
+    MIXED,
+    cli_base,
     create_table,
     ddbrepl,
     differences,
@@ -23,12 +25,9 @@ from tests.helpers import (
     start_ddbrepl,
 )
 
-MIXED = str(ROOT / "tests" / "mappings" / "mixed")
-EMPLOYEES = str(ROOT / "mappings" / "employees.yaml")
-
 
 def base(aws_url: str, pg_url: str, mappings: str = MIXED) -> list[str]:
-    return ["--endpoint-url", aws_url, "--database-url", pg_url, "--mappings", mappings]
+    return cli_base(aws_url, pg_url, mappings)
 
 
 def loaded_items(pg: psycopg.Connection[Any], table: str) -> int:

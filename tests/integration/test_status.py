@@ -8,9 +8,8 @@ from typing import Any
 
 import psycopg
 
-from tests.helpers import ROOT, create_table, ddbrepl, put_items
+from tests.helpers import EMPLOYEES, create_table, ddbrepl, put_items
 
-EMPLOYEES = str(ROOT / "mappings" / "employees.yaml")
 ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/Employees/stream/2026-11-25T00:00:00.000"
 
 

@@ -12,8 +12,11 @@ import psycopg
 import pytest
 
 from tests.helpers import (
+    EMPLOYEES,
+    MIXED,
     ROOT,
     SERIALIZER,
+    cli_base,
     create_table,
     ddb,
     ddbrepl,
@@ -25,12 +28,9 @@ from tests.helpers import (
     start_ddbrepl,
 )
 
-MIXED = str(ROOT / "tests" / "mappings" / "mixed")
-EMPLOYEES = str(ROOT / "mappings" / "employees.yaml")
-
 
 def base(aws_url: str, pg_url: str, mappings: str = EMPLOYEES) -> list[str]:
-    return ["--endpoint-url", aws_url, "--database-url", pg_url, "--mappings", mappings]
+    return cli_base(aws_url, pg_url, mappings)
 
 
 def tail_idle(aws_url: str, pg_url: str, *extra: str, mappings: str = EMPLOYEES) -> str:

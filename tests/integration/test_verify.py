@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 
 from tests.helpers import (
+    MIXED,
     ROOT,
     SERIALIZER,
     create_table,
@@ -20,8 +21,6 @@ from tests.helpers import (
     mixed_item,
     put_items,
 )
-
-MIXED = str(ROOT / "tests" / "mappings" / "mixed")
 
 
 def test_verify_reports_exact_drift_and_repairs_it(aws_url: str, pg_url: str, pg: psycopg.Connection[Any]) -> None:

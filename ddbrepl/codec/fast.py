@@ -1,9 +1,10 @@
 """Fused closures for the commonest column shapes, each equal to the general column closure it shortcuts.
 
 A column without transforms that reads an attribute (top-level or nested) into text/varchar, an integer type,
-unbounded numeric or boolean, or any attribute or ``$item`` into json/jsonb, gets a closure that reads the raw
-DynamoDB JSON and produces the PostgreSQL-ready value in place: no `attrs.decode` call, no converter call, no
-Decimal for a JSON number. The shortcut is taken only when the value is plainly valid (an S that is ASCII with no
+unbounded numeric, boolean, text[] (from SS) or numeric[] (from NS), or any attribute or ``$item`` into json/jsonb,
+and a column whose only transform is ``epoch`` into timestamptz, gets a closure that reads the raw DynamoDB JSON and
+produces the PostgreSQL-ready value in place: no `attrs.decode` call, no converter call, no Decimal for a JSON
+number. The shortcut is taken only when the value is plainly valid (an S that is ASCII with no
 NUL and fits, an N of at most 18 digits inside the integer range, …); every other value, including every
 invalid one, goes to ``general``, the column's ordinary closure, so results and `Reject` reasons are unchanged.
 """

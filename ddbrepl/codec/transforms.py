@@ -16,7 +16,7 @@ from typing import Any
 from ddbrepl.codec.reject import Reject, type_name
 from ddbrepl.mapping.model import Transform
 
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _WIDE = Context(prec=200, Emax=999_999, Emin=-999_999, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation])
 """Arithmetic room for exact products of DynamoDB numbers (38 digits, exponents within ±130)."""
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

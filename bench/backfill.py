@@ -132,7 +132,8 @@ def main() -> None:
         print(f"(b) COPY of converted rows    {b:8.2f} s  {n / b:>10,.0f} items/s")
         print(f"(c) ddbrepl backfill          {c:8.2f} s  {n / c:>10,.0f} items/s   peak RSS {rss:,.0f} MiB")
         print(f"c/a = {c / a:.2f}   (target ≤ 1.3)")
-        print(f"c/b = {c / b:.1f}   (moto's rendering dominates; b is {100 * b / a:.1f} % of a)")
+        reader = "the synthetic server" if args.synthetic else "moto's rendering"
+        print(f"c/b = {c / b:.1f}   (reading from {reader} dominates; b is {100 * b / a:.1f} % of a)")
 
 
 if __name__ == "__main__":

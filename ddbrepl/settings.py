@@ -52,7 +52,7 @@ def resolve(
         mappings=paths,
         database_url=url,
         endpoint_url=endpoint_url or env.get("DDBREPL_ENDPOINT_URL") or None,
-        region=region,
+        region=region or env.get("AWS_REGION") or None,  # boto3 itself reads only AWS_DEFAULT_REGION
         profile=profile,
         verbose=verbose,
         log_format=log_format,

@@ -99,7 +99,7 @@ def init_schema_cmd(settings: Settings, tables: tuple[str, ...], dry_run: bool, 
 @click.option("--export-bucket", help="With --source export: the S3 bucket to export to.")
 @click.option("--export-prefix", help="With --source export: the S3 key prefix. [default: a fresh one]")
 @click.option("--processes", type=click.IntRange(1, 256),
-              help="With --source: processes sharing the files. [default: 1 for JSON, one per CPU for ION]")
+              help="With --source: processes sharing the files. [default: one per CPU, at most --workers]")
 @click.pass_obj
 def backfill_cmd(settings: Settings, table: str, segments: int | None, workers: int | None, restart: bool,
                  max_rcu: float | None, page_limit: int | None, progress: bool, source: str | None,

@@ -101,9 +101,9 @@ def backfill_export(settings: Settings, table: str, source: str, *, export_bucke
             winners = latest_changes(s3, info, plan.mappings[0].source_key, n_workers)
             log.info("incremental export %s: %d keys changed", info.url, len(winners))
         loader = FileLoader(settings, plan, info, reporter.advance, chunk_size=chunk_size, winners=winners)
-        if processes is None:  # measured (bench/backfill_s3.py): processes pay for ION parsing, not for JSON
-            processes = (os.cpu_count() or 1) if info.format == "ION" else 1
-        n_procs = 1 if winners is not None else max(1, min(processes, len(todo)))
+        if processes is None:  # measured (bench/backfill_s3.py): conversion is CPU-bound, one process per CPU
+            processes = os.cpu_count() or 1
+        n_procs = 1 if winners is not None else max(1, min(processes, n_workers))
         if n_procs > 1:
             threads = max(1, n_workers // n_procs)
             out = run_processes(settings, table, info, loader, processes=n_procs, threads=threads,

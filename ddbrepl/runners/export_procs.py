@@ -5,13 +5,23 @@ so), and threads share one GIL; processes do not. Nothing but small results cros
 child claims files through the same advisory locks as the threads, reads, converts and commits them itself, and
 sends back counts, per-chunk progress numbers and failed files (never a RawChange: pickling them costs about five
 times their parsing). Children are spawned (no fork of a process holding connections and threads).
+
+A child dies with its parent: a child that outlived a ``kill -9`` of the parent would keep loading and keep its
+files claimed (session advisory locks), so the re-run would wait on it. On Linux the kernel sends the child
+SIGKILL when the parent dies (``PR_SET_PDEATHSIG``); elsewhere a watchdog thread notices the parent is gone
+within a second and exits.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
+import os
+import signal
+import sys
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,9 +47,31 @@ class ChildResult:
     errors: tuple[str, ...] = ()
 
 
-def _init(progress: Any) -> None:
+PR_SET_PDEATHSIG = 1
+"""prctl(2) option: the signal this process gets when its parent dies."""
+
+
+def _init(progress: Any, parent: int) -> None:
     global _progress
     _progress = progress
+    die_with_parent(parent)
+
+
+def die_with_parent(parent: int) -> None:
+    """End this process as soon as process ``parent`` (its parent) is gone."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+            if os.getppid() != parent:  # the parent died before prctl took effect
+                os._exit(1)
+            return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _report(n: int) -> None:
@@ -83,7 +115,8 @@ def run_processes(settings: Settings, table: str, info: ExportInfo, local: FileL
     drainer.start()
     out = Outcome()
     try:
-        with ProcessPoolExecutor(processes - 1, mp_context=ctx, initializer=_init, initargs=(progress,)) as pool:
+        with ProcessPoolExecutor(processes - 1, mp_context=ctx, initializer=_init,
+                                 initargs=(progress, os.getpid())) as pool:
             children: list[Future[ChildResult]] = [
                 pool.submit(load_in_child, settings, table, info, chunk_size, threads) for _ in range(processes - 1)]
             out.finished, out.errors = run_workers(threads, local.run_worker, name="export")

@@ -171,20 +171,32 @@ def test_incremental_export_on_top_is_exact(s3: S3Client, aws_url: str, pg_url: 
     assert run_state(pg)[:3] == (inc.url, later, True)
 
 
-def test_killed_mid_load_then_resumed_is_exact(s3: S3Client, aws_url: str, pg_url: str,
+def other_sessions(pg: psycopg.Connection[Any]) -> int:
+    """Client sessions on the test database besides ``pg``'s own."""
+    row = pg.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                     "AND backend_type = 'client backend' AND pid <> pg_backend_pid()").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_killed_mid_load_then_resumed_is_exact(processes: int, s3: S3Client, aws_url: str, pg_url: str,
                                                pg: psycopg.Connection[Any]) -> None:
     data = items(30_000, seed=9)
     layout = write_export(s3, BUCKET, "k", [image(i) for i in data], files=3, export_time=EXPORT_TIME)
     ddbrepl(*base(aws_url, pg_url), "init-schema")
-    args = [*base(aws_url, pg_url), "backfill", "--table", "Mixed", "--source", layout.url, "--workers", "1",
-            "--no-progress"]
+    args = [*base(aws_url, pg_url), "backfill", "--table", "Mixed", "--source", layout.url,
+            "--workers", str(processes), "--processes", str(processes), "--no-progress"]
     proc = start_ddbrepl(*args)
     deadline = time.monotonic() + 120
-    while loaded(pg) < 5_000 and proc.poll() is None:  # the first chunk (5000 changes) of the first file
+    while loaded(pg) < 5_000 and proc.poll() is None:  # a few chunks committed
         assert time.monotonic() < deadline
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
+    while other_sessions(pg):  # loader child processes die with their parent and close their sessions
+        assert time.monotonic() < deadline, "a loader process outlived its parent"
+        time.sleep(0.05)
     committed = loaded(pg)
     assert 0 < committed < len(data)
     assert pg.execute("SELECT count(*) FROM mixed").fetchone() == (committed,)

@@ -96,3 +96,42 @@ def test_rows_the_stream_wrote_during_verify_are_neither_drift_nor_repaired(
     assert rows == [(1, "newer"), (2, "name2"), (3, "name3"), (99, "fresh")]
     out = ddbrepl(*base, "verify", "--table", "Employees")
     assert "3 rows compared, in sync, 2 changed by the stream while verifying (not compared)" in out.stdout
+
+
+def test_child_rows_are_compared_and_repaired(aws_url: str, pg_url: str, pg: psycopg.Connection[Any]) -> None:
+    create_table(aws_url, "Profiles", [("profile_id", "S")], stream=None)
+    put_items(aws_url, "Profiles", [
+        {"profile_id": f"p{i}", "platform": "web",
+         "metadata": {"email": f"u{i}@x.com", "phone": f"+1 {i}", "name": "not exploded"}} for i in range(6)])
+    base = ["--endpoint-url", aws_url, "--database-url", pg_url, "--mappings", str(ROOT / "mappings" / "profiles.yaml")]
+    ddbrepl(*base, "init-schema")
+    ddbrepl(*base, "backfill", "--table", "Profiles", "--no-progress")
+    assert "6 rows compared, in sync" in ddbrepl(*base, "verify", "--table", "Profiles").stdout
+
+    def identifiers() -> list[tuple[str, str, str]]:
+        return pg.execute("SELECT profile_id, attribute, value FROM profile_identifiers ORDER BY 1, 2, 3").fetchall()
+
+    expected = identifiers()
+    assert len(expected) == 12
+    # Behind ddbrepl's back: child rows lost, changed and added in PostgreSQL; one item changed in DynamoDB.
+    pg.execute("DELETE FROM profile_identifiers WHERE profile_id = 'p1' AND attribute = 'email'")
+    pg.execute("UPDATE profile_identifiers SET value = 'wrong' WHERE profile_id = 'p2' AND attribute = 'phone'")
+    pg.execute("INSERT INTO profile_identifiers VALUES ('p3', 'cookie_id', 'c-stray')")
+    pg.execute("INSERT INTO profile_identifiers SELECT 'p4', attribute, value FROM profile_identifiers "
+               "WHERE profile_id = 'p4' AND attribute = 'email' ON CONFLICT DO NOTHING")  # a no-op: still in sync
+    pg.commit()
+    ddb(aws_url).update_item(TableName="Profiles", Key={"profile_id": {"S": "p5"}},
+                             UpdateExpression="SET metadata.device_id = :d",
+                             ExpressionAttributeValues={":d": {"S": "D-5"}})
+
+    proc = ddbrepl(*base, "verify", "--table", "Profiles", "--output", "json", check=False)
+    assert proc.returncode == 1
+    (m,) = json.loads(proc.stdout)["mappings"]
+    assert (m["compared"], m["missing"], m["different"], m["extra"]) == (6, 0, 4, 0)
+    assert {d["profile_id"]: d["columns"] for d in m["different_keys"]} == {
+        "p1": ["profile_identifiers"], "p2": ["profile_identifiers"], "p3": ["profile_identifiers"],
+        "p5": ["metadata", "profile_identifiers"]}
+
+    assert "repaired: 4 upserted, 0 deleted" in ddbrepl(*base, "verify", "--table", "Profiles", "--repair").stdout
+    assert "6 rows compared, in sync" in ddbrepl(*base, "verify", "--table", "Profiles").stdout
+    assert identifiers() == sorted([*expected, ("p5", "device_id", "d-5")])

@@ -17,7 +17,8 @@ flux*, neither drift nor repaired (the stream is at least as new as the scan). A
 deleted is locked first (``FOR UPDATE``) and re-checked to predate verify, so a stream change committed meanwhile
 wins and one arriving later waits for the repair, then applies on top. What remains is a window of milliseconds
 for a *missing* row that the stream inserts between the check and the repair's commit. ``--sample N`` compares
-about N items from random segments and skips the extra-row check.
+about N items from random segments, then samples about N rows of each target and looks their items up
+(:mod:`ddbrepl.runners.verify_sample`) to find extra rows.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ddbrepl.records import Page, RawChange
 from ddbrepl.runners.common import aws_config, one_table, open_state
 from ddbrepl.runners.verify_check import Checker
 from ddbrepl.runners.verify_report import MappingReport, VerifyReport
+from ddbrepl.runners.verify_sample import check_sampled_rows
 from ddbrepl.settings import Settings
 from ddbrepl.sources.aws import dynamodb_client
 from ddbrepl.sources.scan import describe_table, scan_segment
@@ -134,6 +136,7 @@ def verify(settings: Settings, table: str, *, repair: bool = False, sample: int 
             if sample:
                 if checker.pending or checker.seen_only:
                     checker.flush()
+                check_sampled_rows(checker, client, info, sample)
             else:
                 checker.extras()
     report.seconds = time.monotonic() - started

@@ -142,6 +142,12 @@ class Checker:
         ).format(x=self.extra_table, n=sql.Identifier(_N),
                  tkeys=sql.SQL(", ").join(sql.Identifier("t", k) for k in self.keys), synced=synced,
                  target=target, seen=self.seen, match=seen_match, live=live)
+        self.find_listed_extra = sql.SQL(
+            "CREATE TEMP TABLE {x} AS SELECT row_number() OVER () AS {n}, {tkeys}, t.{synced} >= %(since)s AS flux"
+            " FROM {target} AS t WHERE EXISTS (SELECT 1 FROM {seen} AS s WHERE {match}){live}"
+        ).format(x=self.extra_table, n=sql.Identifier(_N),
+                 tkeys=sql.SQL(", ").join(sql.Identifier("t", k) for k in self.keys), synced=synced,
+                 target=target, seen=self.seen, match=seen_match, live=live)
         self.page_extra = sql.SQL(
             "SELECT {n}, {keys} FROM {x} WHERE {n} > %s AND NOT flux ORDER BY {n} LIMIT %s").format(
             n=sql.Identifier(_N), keys=keys, x=self.extra_table)
@@ -171,11 +177,11 @@ class Checker:
                 self.flush()
         elif isinstance(op, Rejected):
             self.report.unconvertible += 1
-            key = self._key_only(change)
+            key = self.key_only(change)
             if key is not None:  # its row, if any, is not "extra": the dead letter explains it
                 self.seen_only.append(key)
 
-    def _key_only(self, change: RawChange) -> tuple[Any, ...] | None:
+    def key_only(self, change: RawChange) -> tuple[Any, ...] | None:
         try:
             return tuple(p.value(change.keys, change, None) for p in self.conv.key_plans)
         except Exception:
@@ -243,10 +249,24 @@ class Checker:
         """After the full scan: rows of the target whose key DynamoDB did not yield (deleted when repairing)."""
         if self.pending or self.seen_only:
             self.flush()
+        self._extras(self.find_extra)
+
+    def listed_extras(self, keys: list[tuple[Any, ...]]) -> None:
+        """Rows of the target with these primary keys are extra (a sampled verify found their items gone)."""
+        if self.pending or self.seen_only:
+            self.flush()
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute(sql.SQL("TRUNCATE {}").format(self.seen))
+            with cur.copy(self.copy_seen) as copy:
+                for key in keys:
+                    copy.write_row(key)
+        self._extras(self.find_listed_extra)
+
+    def _extras(self, find: sql.Composed) -> None:
         report = self.report
         self.conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self.extra_table))
         self.conn.execute(sql.SQL("ANALYZE {}").format(self.seen))  # temp tables get no autovacuum statistics
-        self.conn.execute(self.find_extra, {"since": self.since})
+        self.conn.execute(find, {"since": self.since})
         row = self.conn.execute(self.count_flux).fetchone()
         report.in_flux += int(row[0]) if row else 0
         after = 0

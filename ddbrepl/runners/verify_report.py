@@ -26,6 +26,10 @@ class MappingReport:
     in_flux: int = 0
     """Rows written (by the stream) after verify began: compared against nothing stable, neither drift nor
     repaired."""
+    extra_sampled: int | None = None
+    """With --sample: rows of the target sampled and looked up in DynamoDB to find extra rows."""
+    extra_unchecked: str | None = None
+    """With --sample: why extra rows could not be sampled for this mapping."""
     repaired_upserts: int = 0
     repaired_deletes: int = 0
     missing_keys: list[dict[str, Any]] = field(default_factory=list)
@@ -72,6 +76,10 @@ class VerifyReport:
                     cols = k.get("columns")
                     key = {c: k[c] for c in m.key_columns}
                     lines.append(f"    {label:<9} {key}" + (f" columns {', '.join(cols)}" if cols else ""))
+            if m.extra_sampled is not None:
+                lines.append(f"    extra rows: {m.extra_sampled:,} rows of {m.target} sampled and looked up")
+            if m.extra_unchecked:
+                lines.append(f"    extra rows not sampled: {m.extra_unchecked}")
             shown = len(m.missing_keys) + len(m.different_keys) + len(m.extra_keys)
             if shown < m.drift:
                 lines.append(f"    … and {m.drift - shown} more")
@@ -86,7 +94,7 @@ class VerifyReport:
             "mappings": [{
                 "mapping": m.mapping, "target": m.target, "compared": m.compared, "missing": m.missing,
                 "different": m.different, "extra": m.extra, "unconvertible": m.unconvertible,
-                "in_flux": m.in_flux,
+                "in_flux": m.in_flux, "extra_sampled": m.extra_sampled, "extra_unchecked": m.extra_unchecked,
                 "repaired": {"upserts": m.repaired_upserts, "deletes": m.repaired_deletes},
                 "missing_keys": m.missing_keys, "different_keys": m.different_keys, "extra_keys": m.extra_keys,
             } for m in self.mappings],

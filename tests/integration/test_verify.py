@@ -135,3 +135,45 @@ def test_child_rows_are_compared_and_repaired(aws_url: str, pg_url: str, pg: psy
     assert "repaired: 4 upserted, 0 deleted" in ddbrepl(*base, "verify", "--table", "Profiles", "--repair").stdout
     assert "6 rows compared, in sync" in ddbrepl(*base, "verify", "--table", "Profiles").stdout
     assert identifiers() == sorted([*expected, ("p5", "device_id", "d-5")])
+
+
+def test_a_sampled_verify_finds_extra_rows_by_looking_their_items_up(
+        aws_url: str, pg_url: str, pg: psycopg.Connection[Any]) -> None:
+    rng = random.Random(11)
+    items = [mixed_item(i, rng) for i in range(300)]
+    create_table(aws_url, "Mixed", [("pk", "S"), ("sk", "N")], stream=None)
+    put_items(aws_url, "Mixed", items)
+    base = ["--endpoint-url", aws_url, "--database-url", pg_url, "--mappings", MIXED]
+    ddbrepl(*base, "init-schema")
+    ddbrepl(*base, "backfill", "--table", "Mixed", "--no-progress")
+    client = ddb(aws_url)
+    gone = items[::12]  # 25 items deleted behind ddbrepl's back
+    for item in gone:
+        client.delete_item(TableName="Mixed", Key={"pk": {"S": item["pk"]}, "sk": {"N": str(item["sk"])}})
+
+    few = json.loads(ddbrepl(*base, "verify", "--table", "Mixed", "--sample", "40", "--output", "json",
+                             check=False).stdout)["mappings"][0]
+    assert few["extra_sampled"] == 40 and few["extra"] <= 40
+    every = ddbrepl(*base, "verify", "--table", "Mixed", "--sample", "1000", "--output", "json", check=False)
+    assert every.returncode == 1
+    (m,) = json.loads(every.stdout)["mappings"]
+    assert (m["extra_sampled"], m["extra"], m["missing"], m["different"]) == (300, 25, 0, 0)
+    assert sorted((k["pk"], k["sk"]) for k in m["extra_keys"]) == sorted((i["pk"], int(i["sk"])) for i in gone)
+
+    repaired = ddbrepl(*base, "verify", "--table", "Mixed", "--sample", "1000", "--repair")
+    assert "repaired: 0 upserted, 25 deleted" in repaired.stdout
+    assert pg.execute("SELECT count(*) FROM mixed").fetchone() == (275,)
+    assert "275 rows compared, in sync" in ddbrepl(*base, "verify", "--table", "Mixed").stdout
+
+
+def test_a_sampled_verify_says_why_it_cannot_look_rows_up(aws_url: str, pg_url: str) -> None:
+    create_table(aws_url, "logfile", [("PK", "S")], stream=None)
+    put_items(aws_url, "logfile", [{"PK": "request#1", "GSI_1_PK": "host#10.0.0.1", "bytessent": Decimal(5),
+                                    "date": "2009-07-22", "hourofday": "3", "method": "GET", "url": "/x"}])
+    base = ["--endpoint-url", aws_url, "--database-url", pg_url,
+            "--mappings", str(ROOT / "mappings" / "access_log.yaml")]
+    ddbrepl(*base, "init-schema")
+    ddbrepl(*base, "backfill", "--table", "logfile", "--no-progress")
+    out = ddbrepl(*base, "verify", "--table", "logfile", "--sample", "10").stdout
+    assert "1 rows compared, in sync" in out
+    assert "extra rows not sampled: no column holds key attribute 'PK' unchanged" in out

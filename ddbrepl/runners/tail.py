@@ -128,6 +128,9 @@ class _Coordinator:
         self.conn: psycopg.Connection[Any] | None = None
         self.db_delay = 0.5
         self.next_db_try = 0.0
+        self.present = False
+        """Whether the coordinator's current session holds this worker's presence lock (state.leases.announce)."""
+        self.warned_presence = False
         self.last_discover = -1e9
         self.last_balance = -1e9
         self.discover_now = True
@@ -146,13 +149,24 @@ class _Coordinator:
             return None
         try:
             self.conn = connect(self.url, autocommit=True)
-            self.db_delay = 0.5
+            self.db_delay, self.present = 0.5, False
             return self.conn
         except Retriable as exc:
             log.warning("%s; retrying in %.1fs", exc.message, self.db_delay)
             self.next_db_try = time.monotonic() + self.db_delay
             self.db_delay = min(self.db_delay * 2, 15.0)
             return None
+
+    def _announce(self, conn: psycopg.Connection[Any]) -> None:
+        """Hold this worker's presence lock on the coordinator's session (see state.leases), once per session."""
+        if self.present:
+            return
+        self.present = leases.announce(conn, self.worker)
+        if not self.present and not self.warned_presence:
+            self.warned_presence = True
+            log.warning("worker id %r is held by another live database session: another `tail` with the same "
+                        "--worker-id, or this worker's previous session not yet ended by the server; its leases "
+                        "then expire after --lease-seconds instead of at once (retried every round)", self.worker)
 
     def _db_failed(self, exc: BaseException) -> None:
         log.warning("database unavailable for the lease round (%s)", str(exc).splitlines()[0] if str(exc) else exc)
@@ -217,6 +231,7 @@ class _Coordinator:
         if conn is None:
             return
         try:
+            self._announce(conn)
             with conn.transaction():
                 leases.heartbeat(conn, self.worker)
                 held = {arn: leases.balance(conn, arn, self.worker, self.lease_seconds) for arn in self.feeds}

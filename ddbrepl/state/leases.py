@@ -10,6 +10,12 @@ leases of *ready* shards (unfinished, and whose parent shard is finished or unkn
 across workers) up to an equal share, and when still below its share takes at most ``max_steal`` leases per round
 from the most loaded worker, as long as that worker keeps at least as many as the taker (no ping-pong). Live
 workers are counted from ``ddbrepl.workers`` heartbeats.
+
+A worker is *present* while the PostgreSQL session it announced itself on (:func:`announce`: a session advisory
+lock named after the worker) is open. A worker killed with ``kill -9``, or cut off from PostgreSQL, loses its
+session, so its leases count as expired at once instead of after ``lease_seconds``: a replacement started under
+another worker id (a new pod, a new host:pid) takes the shards over immediately. Safety still rests on the epoch
+fence alone: a worker that lost its session and comes back finds its leases re-taken and rolls back.
 """
 
 from __future__ import annotations
@@ -33,6 +39,23 @@ class Lease:
     owner: str | None
     epoch: int
     expires_at: datetime | None
+
+
+_PRESENCE = "ddbrepl.worker:"
+"""Prefix of the advisory lock key (``hashtext(prefix || worker)``, 0) a worker holds while present."""
+
+
+def _present(owner: str) -> str:
+    """SQL: the worker named by the SQL expression ``owner`` holds its presence lock in some session."""
+    return ("EXISTS (SELECT 1 FROM pg_locks k WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 2 "
+            "AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            f"AND k.classid = hashtext('{_PRESENCE}' || {owner})::oid AND k.objid = 0)")
+
+
+def announce(conn: psycopg.Connection[Any], worker: str) -> bool:
+    """Hold ``worker``'s presence lock in this session (until it ends); False if another session holds it."""
+    row = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s), 0)", (_PRESENCE + worker,)).fetchone()
+    return bool(row and row[0])
 
 
 def register(conn: psycopg.Connection[Any], arn: str, shard_ids: Sequence[str]) -> None:
@@ -67,25 +90,29 @@ def leave(conn: psycopg.Connection[Any], worker: str) -> int:
     return max(cur.rowcount, 0)
 
 
-_READY = """
-SELECT l.shard_id, l.owner, l.epoch, (l.owner IS NOT NULL AND l.expires_at > now()) AS live
-FROM ddbrepl.leases l
-JOIN ddbrepl.checkpoints c ON c.stream_arn = l.stream_arn AND c.shard_id = l.shard_id
-LEFT JOIN ddbrepl.checkpoints p ON p.stream_arn = c.stream_arn AND p.shard_id = c.parent_shard_id
-WHERE l.stream_arn = %s AND NOT c.finished AND (c.parent_shard_id IS NULL OR p.shard_id IS NULL OR p.finished)
-ORDER BY c.shard_id
-"""
+_READY = (
+    "SELECT l.shard_id, l.owner, l.epoch, (l.owner IS NOT NULL AND l.expires_at > now() AND "
+    + _present("l.owner") + ") AS live "
+    "FROM ddbrepl.leases l "
+    "JOIN ddbrepl.checkpoints c ON c.stream_arn = l.stream_arn AND c.shard_id = l.shard_id "
+    "LEFT JOIN ddbrepl.checkpoints p ON p.stream_arn = c.stream_arn AND p.shard_id = c.parent_shard_id "
+    "WHERE l.stream_arn = %s AND NOT c.finished AND (c.parent_shard_id IS NULL OR p.shard_id IS NULL OR p.finished) "
+    "ORDER BY c.shard_id"
+)
+"""Unfinished shards whose parent is finished or unknown, with their owner and whether the lease is live (held,
+unexpired, and its owner present)."""
 
 
 def _live_workers(conn: psycopg.Connection[Any], lease_seconds: float) -> int:
-    row = conn.execute("SELECT count(*) FROM ddbrepl.workers WHERE heartbeat_at > now() - make_interval(secs => %s)",
-                       (lease_seconds,)).fetchone()
+    row = conn.execute("SELECT count(*) FROM ddbrepl.workers WHERE heartbeat_at > now() - make_interval(secs => %s) "
+                       "AND " + _present("worker_id"), (lease_seconds,)).fetchone()
     return int(row[0]) if row else 0
 
 
 _TAKE = ("UPDATE ddbrepl.leases SET owner = %(me)s, epoch = epoch + 1, "
          "expires_at = now() + make_interval(secs => %(ttl)s) WHERE stream_arn = %(arn)s AND shard_id = ANY(%(ids)s) ")
-_TAKE_FREE = _TAKE + "AND (owner IS NULL OR expires_at <= now()) RETURNING shard_id, epoch"
+_TAKE_FREE = (_TAKE + "AND (owner IS NULL OR expires_at <= now() OR NOT " + _present("owner") + ") "
+              "RETURNING shard_id, epoch")
 _STEAL = _TAKE + "AND owner = %(victim)s RETURNING shard_id, epoch"
 
 

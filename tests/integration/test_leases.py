@@ -31,6 +31,7 @@ def shards(n: int, parent_of: dict[int, int] | None = None) -> list[Shard]:
 def rounds(conn: psycopg.Connection[Any], workers: list[str], n: int = 4) -> Counter[str]:
     for _ in range(n):
         for w in workers:
+            leases.announce(conn, w)  # one session stands in for every worker's own
             with conn.transaction():
                 leases.heartbeat(conn, w)
                 leases.balance(conn, ARN, w, 30)
@@ -63,6 +64,7 @@ def test_advance_is_fenced_by_the_epoch_and_rolls_back_the_batch(conn: psycopg.C
 
 
 def test_finishing_gives_the_lease_back_and_unblocks_the_children(conn: psycopg.Connection[Any]) -> None:
+    leases.announce(conn, "a")
     with conn.transaction():
         checkpoints.register(conn, "T", ARN, shards(3, {1: 0, 2: 0}))
         held = leases.balance(conn, ARN, "a", 30)
@@ -81,6 +83,7 @@ def test_finishing_gives_the_lease_back_and_unblocks_the_children(conn: psycopg.
 def test_three_workers_spread_eight_shards_evenly_and_stay_put(conn: psycopg.Connection[Any]) -> None:
     with conn.transaction():
         checkpoints.register(conn, "T", ARN, shards(8))
+    leases.announce(conn, "a")
     with conn.transaction():
         leases.heartbeat(conn, "a")
         assert len(leases.balance(conn, ARN, "a", 30)) == 8  # alone: everything
@@ -93,6 +96,27 @@ def test_three_workers_spread_eight_shards_evenly_and_stay_put(conn: psycopg.Con
     with conn.transaction():
         leases.leave(conn, "c")
     assert sorted(rounds(conn, ["a", "b"]).values()) == [4, 4]
+
+
+def test_a_worker_whose_session_ended_loses_its_leases_at_once(conn: psycopg.Connection[Any], pg_url: str) -> None:
+    with conn.transaction():
+        checkpoints.register(conn, "T", ARN, shards(4))
+    other = psycopg.connect(pg_url, autocommit=True)  # worker a's own session
+    assert leases.announce(other, "a")
+    assert leases.announce(other, "a")  # again on its own session: still its
+    assert not leases.announce(conn, "a")  # a second session cannot claim to be a
+    with other.transaction():
+        leases.heartbeat(other, "a")
+        assert len(leases.balance(other, ARN, "a", 300)) == 4
+    leases.announce(conn, "b")
+    with conn.transaction():
+        leases.heartbeat(conn, "b")
+        assert leases.balance(conn, ARN, "b", 300, max_steal=0) == {}  # a is present: its leases stay
+        assert leases.held_by_others(conn, ARN, "b").keys() == {"s0", "s1", "s2", "s3"}
+    other.close()  # a is killed: its session ends, its leases (300 s left) are free now
+    with conn.transaction():
+        assert leases.unclaimed(conn, ARN) == 4 and leases.held_by_others(conn, ARN, "b") == {}
+        assert leases.balance(conn, ARN, "b", 300) == {"s0": 2, "s1": 2, "s2": 2, "s3": 2}
 
 
 def test_a_new_stream_arn_is_refused_unless_accepted(conn: psycopg.Connection[Any]) -> None:

@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from ddbrepl import metrics
-from ddbrepl.db import connect
 from ddbrepl.errors import DdbreplError, Fatal, Retriable
 from ddbrepl.records import Shard
 from ddbrepl.runners.common import TablePlan, aws_config, open_state, table_plans, worker_id
 from ddbrepl.runners.shard_worker import Connections, Feed, Outcome, ShardTask, Tally
 from ddbrepl.runners.tail_feeds import StartFrom, prepare
+from ddbrepl.runners.tail_session import ControlSession
 from ddbrepl.runners.tail_status import StatusLine
 from ddbrepl.settings import Settings
 from ddbrepl.sources import shards as lineage
@@ -125,12 +125,7 @@ class _Coordinator:
         self.listed: dict[str, dict[str, Shard]] = {f.arn: {} for f in feeds}
         self.tasks: dict[tuple[str, str], ShardTask] = {}
         self.running: dict[tuple[str, str], Future[Outcome]] = {}
-        self.conn: psycopg.Connection[Any] | None = None
-        self.db_delay = 0.5
-        self.next_db_try = 0.0
-        self.present = False
-        """Whether the coordinator's current session holds this worker's presence lock (state.leases.announce)."""
-        self.warned_presence = False
+        self.session = ControlSession(self.url, self.worker)
         self.last_discover = -1e9
         self.last_balance = -1e9
         self.discover_now = True
@@ -140,47 +135,9 @@ class _Coordinator:
         self.others: dict[tuple[str, str], tuple[str, datetime]] = {}
         """Leases of other workers as first seen by the idle check: (owner, expires_at)."""
 
-    # ---- coordinator's own connection ------------------------------------------------------------------------
-
-    def _db(self) -> psycopg.Connection[Any] | None:
-        if self.conn is not None and not self.conn.closed and not self.conn.broken:
-            return self.conn
-        if time.monotonic() < self.next_db_try:
-            return None
-        try:
-            self.conn = connect(self.url, autocommit=True)
-            self.db_delay, self.present = 0.5, False
-            return self.conn
-        except Retriable as exc:
-            log.warning("%s; retrying in %.1fs", exc.message, self.db_delay)
-            self.next_db_try = time.monotonic() + self.db_delay
-            self.db_delay = min(self.db_delay * 2, 15.0)
-            return None
-
-    def _announce(self, conn: psycopg.Connection[Any]) -> None:
-        """Hold this worker's presence lock on the coordinator's session (see state.leases), once per session."""
-        if self.present:
-            return
-        self.present = leases.announce(conn, self.worker)
-        if not self.present and not self.warned_presence:
-            self.warned_presence = True
-            log.warning("worker id %r is held by another live database session: another `tail` with the same "
-                        "--worker-id, or this worker's previous session not yet ended by the server; its leases "
-                        "then expire after --lease-seconds instead of at once (retried every round)", self.worker)
-
-    def _db_failed(self, exc: BaseException) -> None:
-        log.warning("database unavailable for the lease round (%s)", str(exc).splitlines()[0] if str(exc) else exc)
-        if self.conn is not None:
-            self.conn.close()
-        self.conn = None
-        self.next_db_try = time.monotonic() + self.db_delay
-        self.db_delay = min(self.db_delay * 2, 15.0)
-
-    # ---- rounds ----------------------------------------------------------------------------------------------
-
     def _discover(self) -> int:
         """List every followed stream; register new shards. Returns how many shards were new."""
-        conn = self._db()
+        conn = self.session.get()
         if conn is None:
             return 0
         new = 0
@@ -193,7 +150,7 @@ class _Coordinator:
                             exc.message)
                 return 0
             except psycopg.Error as exc:
-                self._db_failed(exc)
+                self.session.failed(exc)
                 return 0
             merged = lineage.merge(self.listed[arn].values(), info.shards)
             self.listed[arn] = {s.id: s for s in merged}
@@ -201,7 +158,7 @@ class _Coordinator:
                 with conn.transaction():
                     new += checkpoints.register(conn, feed.plan.source_table, arn, merged)
             except psycopg.Error as exc:
-                self._db_failed(exc)
+                self.session.failed(exc)
                 return 0
         self.last_discover = time.monotonic()
         self.discover_now = False
@@ -217,7 +174,7 @@ class _Coordinator:
             self.replaced.add(feed.arn)
             log.error("the stream of %s was disabled or replaced; finishing the old stream's shards",
                       feed.plan.source_table)
-        conn = self._db()
+        conn = self.session.get()
         reading = [t for k, t in self.tasks.items() if k[0] == feed.arn and not t.lost]
         if conn is not None and all(t.reader.caught_up for t in reading) and leases.unclaimed(conn, feed.arn) == 0:
             raise Fatal(f"the stream of {feed.plan.source_table!r} was disabled or replaced (now "
@@ -227,16 +184,16 @@ class _Coordinator:
                              "`ddbrepl tail --accept-new-stream`")
 
     def _balance(self) -> None:
-        conn = self._db()
+        conn = self.session.get()
         if conn is None:
             return
         try:
-            self._announce(conn)
+            self.session.announce()
             with conn.transaction():
                 leases.heartbeat(conn, self.worker)
                 held = {arn: leases.balance(conn, arn, self.worker, self.lease_seconds) for arn in self.feeds}
         except psycopg.Error as exc:
-            self._db_failed(exc)
+            self.session.failed(exc)
             return
         self.last_balance = time.monotonic()
         for arn, epochs in held.items():
@@ -310,7 +267,7 @@ class _Coordinator:
     def _nothing_left(self) -> bool:
         """No ready shard without a live owner, and every lease held by another worker renewed since the first
         idle check (a live lease may belong to a worker that was just killed: wait for its renewal or expiry)."""
-        conn = self._db()
+        conn = self.session.get()
         if conn is None:
             return False
         try:
@@ -319,7 +276,7 @@ class _Coordinator:
             others = {(arn, shard): held for arn in self.feeds
                       for shard, held in leases.held_by_others(conn, arn, self.worker).items()}
         except psycopg.Error as exc:
-            self._db_failed(exc)
+            self.session.failed(exc)
             return False
         for key, (owner, expires) in others.items():
             seen = self.others.setdefault(key, (owner, expires))
@@ -348,19 +305,9 @@ class _Coordinator:
             self.pool.shutdown(wait=True)
             self.read_ahead.shutdown(wait=True, cancel_futures=True)
             self._collect()
-            self._leave()
+            self.session.leave()
             self.connections.close_all()
             self.status.close()
-
-    def _leave(self) -> None:
-        try:
-            conn = self.conn if self.conn is not None and not self.conn.broken else connect(self.url, autocommit=True)
-            with conn.transaction():
-                given = leases.leave(conn, self.worker)
-            log.info("worker %s gave back %d lease(s)", self.worker, given)
-            conn.close()
-        except (DdbreplError, psycopg.Error) as exc:
-            log.warning("could not give back the leases of %s (%s); they expire by themselves", self.worker, exc)
 
 
 def _prepare_all(settings: Settings, dynamodb: DynamoDBClient, plans: Sequence[TablePlan], *, start: StartFrom,

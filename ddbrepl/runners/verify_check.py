@@ -136,18 +136,14 @@ class Checker:
         seen_match = sql.SQL(" AND ").join(sql.SQL("s.{0} = t.{0}").format(sql.Identifier(k)) for k in self.keys)
         live = sql.SQL(" AND t.{} IS NULL").format(sql.Identifier(DELETED_COLUMN)) if self.soft else sql.SQL("")
         self.extra_table = sql.Identifier(f"_ddbrepl_verify_extra_{index}")
-        self.find_extra = sql.SQL(
+        find = sql.SQL(
             "CREATE TEMP TABLE {x} AS SELECT row_number() OVER () AS {n}, {tkeys}, t.{synced} >= %(since)s AS flux"
-            " FROM {target} AS t WHERE NOT EXISTS (SELECT 1 FROM {seen} AS s WHERE {match}){live}"
-        ).format(x=self.extra_table, n=sql.Identifier(_N),
-                 tkeys=sql.SQL(", ").join(sql.Identifier("t", k) for k in self.keys), synced=synced,
-                 target=target, seen=self.seen, match=seen_match, live=live)
-        self.find_listed_extra = sql.SQL(
-            "CREATE TEMP TABLE {x} AS SELECT row_number() OVER () AS {n}, {tkeys}, t.{synced} >= %(since)s AS flux"
-            " FROM {target} AS t WHERE EXISTS (SELECT 1 FROM {seen} AS s WHERE {match}){live}"
-        ).format(x=self.extra_table, n=sql.Identifier(_N),
-                 tkeys=sql.SQL(", ").join(sql.Identifier("t", k) for k in self.keys), synced=synced,
-                 target=target, seen=self.seen, match=seen_match, live=live)
+            " FROM {target} AS t WHERE {exists} (SELECT 1 FROM {seen} AS s WHERE {match}){live}")
+        tkeys = sql.SQL(", ").join(sql.Identifier("t", k) for k in self.keys)
+        self.find_extra, self.find_listed_extra = (find.format(
+            x=self.extra_table, n=sql.Identifier(_N), tkeys=tkeys, synced=synced, target=target,
+            exists=sql.SQL(exists), seen=self.seen, match=seen_match, live=live)
+            for exists in ("NOT EXISTS", "EXISTS"))  # keys the scan did not see; keys listed as gone
         self.page_extra = sql.SQL(
             "SELECT {n}, {keys} FROM {x} WHERE {n} > %s AND NOT flux ORDER BY {n} LIMIT %s").format(
             n=sql.Identifier(_N), keys=keys, x=self.extra_table)

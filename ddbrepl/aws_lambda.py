@@ -30,8 +30,9 @@ from ddbrepl import logs
 from ddbrepl.errors import ConfigError
 from ddbrepl.records import ApplyStats
 from ddbrepl.runners.common import TablePlan, aws_config, open_state, table_plans
-from ddbrepl.runners.events import apply_groups, match_plans, parse_records
+from ddbrepl.runners.events import apply_groups, complete_items, match_plans, parse_records
 from ddbrepl.settings import Settings, resolve
+from ddbrepl.sources.aws import dynamodb_client
 from ddbrepl.sources.secrets import database_url, secret_string
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,13 @@ class _Runtime:
     plans: tuple[TablePlan, ...]
     conn: Any = None
     url_from_secret: bool = False
+    dynamodb: Any = None
+    """A DynamoDB client, made on first need (KEYS_ONLY / OLD_IMAGE streams: items are read by key)."""
+
+    def dynamodb_client(self) -> Any:
+        if self.dynamodb is None:
+            self.dynamodb = dynamodb_client(aws_config(self.settings))
+        return self.dynamodb
 
     def database_url(self) -> str:
         if self.settings.database_url:
@@ -113,6 +121,7 @@ def _first_sequence(event: Mapping[str, Any]) -> str | None:
 
 def _apply(rt: _Runtime, event: Mapping[str, Any]) -> dict[str, ApplyStats]:
     pairs = match_plans(rt.plans, parse_records(event))
+    pairs = complete_items(rt.dynamodb_client, pairs)
     for attempt in (1, 2):
         conn = rt.connection()
         fresh = attempt == 2

@@ -9,9 +9,9 @@ takes base64 B values. The DynamoDB table is read from ``eventSourceARN`` (``…
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from collections.abc import Mapping as AnyMapping
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,10 @@ import psycopg
 
 from ddbrepl.errors import ConfigError, SourceError
 from ddbrepl.records import ApplyStats, Delete, Origin, RawChange, Rejected, Upsert
-from ddbrepl.runners.common import TablePlan, apply_changes, open_state, table_plans
+from ddbrepl.runners.common import TablePlan, apply_changes, aws_config, open_state, table_plans
 from ddbrepl.settings import Settings
+from ddbrepl.sources.aws import dynamodb_client
+from ddbrepl.sources.items import current_items
 from ddbrepl.sources.stream import to_change
 
 
@@ -31,6 +33,8 @@ class TableEvents:
 
     table: str
     changes: tuple[RawChange, ...]
+    view_type: str | None = None
+    """The stream's ``StreamViewType`` as the records state it (KEYS_ONLY records carry no image)."""
 
 
 def table_of(arn: str) -> str | None:
@@ -50,6 +54,7 @@ def parse_records(event: AnyMapping[str, Any], table: str | None = None) -> list
     if not isinstance(records, list):
         raise SourceError("the event has no \"Records\" list", "pass a Lambda DynamoDB stream event")
     grouped: dict[str, list[RawChange]] = {}
+    views: dict[str, str] = {}
     for i, record in enumerate(records):
         if not isinstance(record, dict) or "dynamodb" not in record or "eventName" not in record:
             raise SourceError(f"record {i} is not a DynamoDB stream record (no eventName/dynamodb)")
@@ -62,7 +67,10 @@ def parse_records(event: AnyMapping[str, Any], table: str | None = None) -> list
         except (KeyError, ValueError, TypeError) as exc:
             raise SourceError(f"record {i} is malformed: {type(exc).__name__}: {exc}") from exc
         grouped.setdefault(name, []).append(change)
-    return [TableEvents(t, tuple(cs)) for t, cs in grouped.items()]
+        view = record["dynamodb"].get("StreamViewType")
+        if isinstance(view, str):
+            views.setdefault(name, view)
+    return [TableEvents(t, tuple(cs), views.get(t)) for t, cs in grouped.items()]
 
 
 def load_event(path: Path) -> dict[str, Any]:
@@ -169,6 +177,22 @@ def render_preview(previews: Sequence[MappingPreview]) -> str:
     return "\n".join(lines)
 
 
+def complete_items(dynamodb: Callable[[], Any], pairs: Sequence[tuple[TablePlan, TableEvents]]
+                   ) -> list[tuple[TablePlan, TableEvents]]:
+    """Records of a KEYS_ONLY or OLD_IMAGE stream, for mappings that read more than the keys: the current items,
+    read with BatchGetItem (100 keys a call, strongly consistent) through the client ``dynamodb()`` returns; an
+    item gone since becomes a REMOVE. Applying the current state for an older change is harmless: the last change
+    of a key carries the same state."""
+    out = []
+    for plan, group in pairs:
+        complete = group
+        if group.view_type in ("KEYS_ONLY", "OLD_IMAGE") and not all(c.keys_suffice for c in plan.converters):
+            changes = current_items(dynamodb(), group.table, group.changes, plan.mappings[0].source_key)
+            complete = replace(group, changes=tuple(changes))
+        out.append((plan, complete))
+    return out
+
+
 def apply_groups(conn: psycopg.Connection[Any], pairs: Sequence[tuple[TablePlan, TableEvents]], *,
                  origin: Origin = "lambda") -> dict[str, ApplyStats]:
     """Apply every group inside the caller's transaction; returns stats per DynamoDB table."""
@@ -210,7 +234,7 @@ def apply_events(settings: Settings, path: Path, *, table: str | None = None, dr
     plans = table_plans(settings, tuple(sorted({g.table for g in groups})))
     if dry_run:
         return EventsResult(True, previews=tuple(preview(plans, groups)))
-    pairs = match_plans(plans, groups)
+    pairs = complete_items(lambda: dynamodb_client(aws_config(settings)), match_plans(plans, groups))
     with open_state(settings) as conn, conn.transaction():
         stats = apply_groups(conn, pairs)
     return EventsResult(False, stats=tuple(stats.items()))

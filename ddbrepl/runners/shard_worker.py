@@ -16,7 +16,6 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,9 +27,9 @@ from ddbrepl.db import connect
 from ddbrepl.errors import Fatal, LeaseLost, Retriable
 from ddbrepl.metrics import NULL as NULL_METRICS
 from ddbrepl.metrics import Metrics
-from ddbrepl.records import ApplyStats, RawChange, StreamBatch
+from ddbrepl.records import ApplyStats, StreamBatch
 from ddbrepl.runners.common import TablePlan, apply_changes
-from ddbrepl.sources.items import get_items, key_id
+from ddbrepl.sources.items import current_items
 from ddbrepl.sources.reader import ShardReader
 from ddbrepl.state import checkpoints
 
@@ -194,7 +193,7 @@ class ShardTask:
         cut = self.feed.skip_before
         wanted = [c for c in changes if cut is None or c.approx_time is None or c.approx_time >= cut]
         if self.feed.fetch_items and wanted:
-            wanted = self._current_items(wanted)
+            wanted = current_items(self.dynamodb, self.feed.plan.source_table, wanted, self.feed.key_names)
         last = changes[-1] if changes else None
         try:
             with conn.transaction():
@@ -231,17 +230,3 @@ class ShardTask:
         log.debug("shard %s: %d records, %d upserts, %d deletes, %d dead letters", self.shard_id, len(changes),
                   stats.upserts, stats.deletes, stats.rejected,
                   extra={"table": table, "shard": self.shard_id, "records": len(changes), "lag_s": lag})
-
-    def _current_items(self, changes: Sequence[RawChange]) -> list[RawChange]:
-        """Replace each upsert's image with the item as it is now; a vanished item becomes a delete."""
-        keys = [c.keys for c in changes if c.event != "REMOVE"]
-        found = get_items(self.dynamodb, self.feed.plan.source_table, keys, self.feed.key_names) if keys else {}
-        out = []
-        for c in changes:
-            if c.event == "REMOVE":
-                out.append(c)
-                continue
-            item = found.get(key_id({n: c.keys[n] for n in self.feed.key_names}))
-            out.append(dataclasses.replace(c, new_image=item) if item is not None
-                       else dataclasses.replace(c, event="REMOVE", new_image=None))
-        return out

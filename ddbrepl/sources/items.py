@@ -8,14 +8,15 @@ absent (the runner turns the change into a delete).
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ddbrepl.errors import Retriable
-from ddbrepl.records import AttrMap
+from ddbrepl.records import AttrMap, RawChange
 from ddbrepl.sources.aws import aws_errors
 from ddbrepl.sources.fastpath import json_key, wire_key
 
@@ -60,3 +61,19 @@ def get_items(client: DynamoDBClient, table: str, keys: Iterable[AttrMap], key_n
         else:
             raise Retriable(f"{action}: unprocessed keys did not drain after {MAX_ROUNDS} rounds")
     return found
+
+
+def current_items(client: DynamoDBClient, table: str, changes: Sequence[RawChange], key_names: Sequence[str]
+                  ) -> list[RawChange]:
+    """Replace each INSERT/MODIFY image with the item as it is now; an item gone since becomes a REMOVE."""
+    keys = [c.keys for c in changes if c.event != "REMOVE"]
+    found = get_items(client, table, keys, key_names) if keys else {}
+    out = []
+    for c in changes:
+        if c.event == "REMOVE":
+            out.append(c)
+            continue
+        item = found.get(key_id({n: c.keys[n] for n in key_names}))
+        out.append(dataclasses.replace(c, new_image=item) if item is not None
+                   else dataclasses.replace(c, event="REMOVE", new_image=None))
+    return out

@@ -6,6 +6,7 @@ import copy
 import json
 import logging
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from ddbrepl import aws_lambda
-from tests.helpers import ROOT, ddbrepl
+from tests.helpers import ROOT, create_table, ddb, ddbrepl, put_items
 
 EXAMPLE = ROOT / "tests" / "mappings" / "example"
 SAMPLE = ROOT / "tests" / "events" / "aws_sample_stream_event.json"
@@ -157,3 +158,27 @@ def test_handler_reads_the_secret_once(lambda_env: None, monkeypatch: pytest.Mon
     again["Records"][0]["dynamodb"]["NewImage"]["Message"]["S"] = "cached secret"
     assert aws_lambda.handler(again, None) == {"batchItemFailures": []}  # no second GetSecretValue
     assert rows(pg) == [(7, "cached secret", 1)]
+
+
+def test_handler_reads_the_items_of_a_keys_only_stream(lambda_env: None, monkeypatch: pytest.MonkeyPatch,
+                                                        pg_url: str, pg: psycopg.Connection[Any], aws_url: str) -> None:
+    monkeypatch.setenv("DDBREPL_DATABASE_URL", pg_url)
+    monkeypatch.setenv("DDBREPL_ENDPOINT_URL", aws_url)
+    create_table(aws_url, "ExampleTableWithStream", [("Id", "N")], stream=None)
+    put_items(aws_url, "ExampleTableWithStream", [{"Id": Decimal(101), "Message": "as it is now"},
+                                                   {"Id": Decimal(102), "Message": "two"}])
+
+    def keys_only(seq: str, name: str, ident: int) -> dict[str, Any]:
+        rec = record(seq, name, ident)
+        rec["dynamodb"]["StreamViewType"] = "KEYS_ONLY"
+        return rec
+
+    # 101 inserted then modified; 102 inserted; 103 inserted then deleted before this batch ran (gone: a delete).
+    event = {"Records": [keys_only("111", "INSERT", 101), keys_only("222", "INSERT", 102),
+                         keys_only("333", "MODIFY", 101), keys_only("444", "INSERT", 103)]}
+    assert aws_lambda.handler(event, None) == {"batchItemFailures": []}
+    assert rows(pg) == [(101, "as it is now", 333), (102, "two", 222)]
+    assert pg.execute("SELECT count(*) FROM ddbrepl.dead_letters").fetchone() == (0,)
+    ddb(aws_url).delete_item(TableName="ExampleTableWithStream", Key={"Id": {"N": "102"}})
+    assert aws_lambda.handler({"Records": [keys_only("555", "REMOVE", 102)]}, None) == {"batchItemFailures": []}
+    assert rows(pg) == [(101, "as it is now", 333)]

@@ -11,12 +11,14 @@ process, and a fresh PostgreSQL database (fsync off, as in the tests). Measured:
           parse, convert, COPY to staging, merge into the indexed target, per-chunk commits; peak RSS.
 Prints items/s of both and load/floor (target ≤ 1.5, and ≥ 50 000 items/s on 2 cores).
 
-Measured 2026-11-25 on 2 shared cores (load average 4-9 from other work): 500 000 JSON items, 8 files: load
-15 800 items/s (31.6 s, 22.6 s client CPU, peak RSS 332 MiB; 318 MiB at 100 000 items: flat), floor 60 900
-items/s, load/floor 3.85. Client CPU per item, one thread: read+gunzip+parse 9 µs JSON / 28 µs ION, codec
-conversion 21 µs (the ``$item`` jsonb column decodes every attribute), sink 6.5 µs; so conversion, not reading,
-bounds the load. ``--processes 2``: ION 100 000 items 13.4 s against 17.2 s with one (1.3x); JSON no gain
-(9.8 s against 8.2 s), hence the defaults.
+Measured 2026-11-25 on 2 cores, otherwise idle: 500 000 JSON items, 8 files, default settings (one process per
+CPU): load 29 500 items/s (16.95 s, 19.1 s client CPU, peak RSS 209 MiB), floor 147 000 items/s, load/floor 5.0.
+One process: about 20 000 items/s. Client CPU per item, one thread: gunzip + parse 5 µs, codec conversion 14 µs
+(the ``$item`` jsonb column alone about 6), sink 6.5 µs (COPY rows, array dumpers), plus chunk and transaction
+overhead; PostgreSQL about 10 µs more. On 2 cores that bounds the load near 40 000 items/s, so the targets
+(≥ 50 000 items/s, ≤ 1.5x the floor) are out of reach for this mapping here. Converting inside PostgreSQL instead
+(COPY the raw lines, jsonb operators) was measured slower: 35 µs an item for the 12 typed columns and 326 µs with
+``$item`` rebuilt by a recursive SQL function.
 """
 
 from __future__ import annotations

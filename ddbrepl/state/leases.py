@@ -45,7 +45,7 @@ _PRESENCE = "ddbrepl.worker:"
 """Prefix of the advisory lock key (``hashtext(prefix || worker)``, 0) a worker holds while present."""
 
 
-def _present(owner: str) -> str:
+def present_sql(owner: str) -> str:
     """SQL: the worker named by the SQL expression ``owner`` holds its presence lock in some session."""
     return ("EXISTS (SELECT 1 FROM pg_locks k WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 2 "
             "AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
@@ -92,7 +92,7 @@ def leave(conn: psycopg.Connection[Any], worker: str) -> int:
 
 _READY = (
     "SELECT l.shard_id, l.owner, l.epoch, (l.owner IS NOT NULL AND l.expires_at > now() AND "
-    + _present("l.owner") + ") AS live "
+    + present_sql("l.owner") + ") AS live "
     "FROM ddbrepl.leases l "
     "JOIN ddbrepl.checkpoints c ON c.stream_arn = l.stream_arn AND c.shard_id = l.shard_id "
     "LEFT JOIN ddbrepl.checkpoints p ON p.stream_arn = c.stream_arn AND p.shard_id = c.parent_shard_id "
@@ -105,13 +105,13 @@ unexpired, and its owner present)."""
 
 def _live_workers(conn: psycopg.Connection[Any], lease_seconds: float) -> int:
     row = conn.execute("SELECT count(*) FROM ddbrepl.workers WHERE heartbeat_at > now() - make_interval(secs => %s) "
-                       "AND " + _present("worker_id"), (lease_seconds,)).fetchone()
+                       "AND " + present_sql("worker_id"), (lease_seconds,)).fetchone()
     return int(row[0]) if row else 0
 
 
 _TAKE = ("UPDATE ddbrepl.leases SET owner = %(me)s, epoch = epoch + 1, "
          "expires_at = now() + make_interval(secs => %(ttl)s) WHERE stream_arn = %(arn)s AND shard_id = ANY(%(ids)s) ")
-_TAKE_FREE = (_TAKE + "AND (owner IS NULL OR expires_at <= now() OR NOT " + _present("owner") + ") "
+_TAKE_FREE = (_TAKE + "AND (owner IS NULL OR expires_at <= now() OR NOT " + present_sql("owner") + ") "
               "RETURNING shard_id, epoch")
 _STEAL = _TAKE + "AND owner = %(victim)s RETURNING shard_id, epoch"
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 
+from ddbrepl.state import leases
 from tests.helpers import EMPLOYEES, create_table, ddbrepl, put_items
 
 ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/Employees/stream/2026-11-25T00:00:00.000"
@@ -46,6 +47,7 @@ def test_status_after_backfill_and_with_checkpoints(aws_url: str, pg_url: str, p
                "  now() - interval '90 seconds')", (ARN, ARN))
     pg.execute("INSERT INTO ddbrepl.leases (stream_arn, shard_id, owner, epoch, expires_at)"
                " VALUES (%s, 'shard-b', 'host-1:42', 3, now() + interval '1 minute')", (ARN,))
+    assert leases.announce(pg, "host-1:42")  # this session stands in for the worker's own: it is present
     (doc,) = json.loads(ddbrepl(*base, "status", "--output", "json").stdout)
     assert doc["stream"]["arn"] == ARN
     assert (doc["shards"]["open"], doc["shards"]["finished"]) == (1, 1)
@@ -61,6 +63,8 @@ def test_status_after_backfill_and_with_checkpoints(aws_url: str, pg_url: str, p
     assert "shards: 1 open, 1 finished; last sequence 200000000000000000000007" in text
     assert "shard-b: 4 records, sequence 200000000000000000000007, leased by host-1:42 (epoch 3)" in text
     assert "dead letters: 1 open (employees: 1)" in text
+    pg.execute("SELECT pg_advisory_unlock_all()")  # the worker's session ends (kill -9): its lease is not live
+    assert "shard-b: 4 records, sequence 200000000000000000000007, no live lease" in ddbrepl(*base, "status").stdout
 
 
 def test_status_after_tail(aws_url: str, pg_url: str, pg: psycopg.Connection[Any]) -> None:

@@ -52,6 +52,12 @@ def present_sql(owner: str) -> str:
             f"AND k.classid = hashtext('{_PRESENCE}' || {owner})::oid AND k.objid = 0)")
 
 
+def live_sql(alias: str = "") -> str:
+    """SQL: the lease row (``alias.``-qualified columns) is live: held, unexpired, and its owner present."""
+    owner = f"{alias}owner"
+    return f"({owner} IS NOT NULL AND {alias}expires_at > now() AND {present_sql(owner)})"
+
+
 def announce(conn: psycopg.Connection[Any], worker: str) -> bool:
     """Hold ``worker``'s presence lock in this session (until it ends); False if another session holds it."""
     row = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s), 0)", (_PRESENCE + worker,)).fetchone()
@@ -91,8 +97,7 @@ def leave(conn: psycopg.Connection[Any], worker: str) -> int:
 
 
 _READY = (
-    "SELECT l.shard_id, l.owner, l.epoch, (l.owner IS NOT NULL AND l.expires_at > now() AND "
-    + present_sql("l.owner") + ") AS live "
+    "SELECT l.shard_id, l.owner, l.epoch, " + live_sql("l.") + " AS live "
     "FROM ddbrepl.leases l "
     "JOIN ddbrepl.checkpoints c ON c.stream_arn = l.stream_arn AND c.shard_id = l.shard_id "
     "LEFT JOIN ddbrepl.checkpoints p ON p.stream_arn = c.stream_arn AND p.shard_id = c.parent_shard_id "
@@ -111,8 +116,7 @@ def _live_workers(conn: psycopg.Connection[Any], lease_seconds: float) -> int:
 
 _TAKE = ("UPDATE ddbrepl.leases SET owner = %(me)s, epoch = epoch + 1, "
          "expires_at = now() + make_interval(secs => %(ttl)s) WHERE stream_arn = %(arn)s AND shard_id = ANY(%(ids)s) ")
-_TAKE_FREE = (_TAKE + "AND (owner IS NULL OR expires_at <= now() OR NOT " + present_sql("owner") + ") "
-              "RETURNING shard_id, epoch")
+_TAKE_FREE = _TAKE + "AND NOT " + live_sql() + " RETURNING shard_id, epoch"
 _STEAL = _TAKE + "AND owner = %(victim)s RETURNING shard_id, epoch"
 
 

@@ -73,8 +73,7 @@ def shards(conn: psycopg.Connection[Any], source_table: str) -> list[ShardState]
         "SELECT c.stream_arn, c.shard_id, c.parent_shard_id, c.sequence, c.finished, c.records, c.last_event_at,"
         " c.updated_at, CASE WHEN c.last_event_at IS NULL THEN NULL"
         "   ELSE extract(epoch FROM clock_timestamp() - c.last_event_at) END,"
-        " l.owner, l.epoch, l.expires_at, coalesce(l.owner IS NOT NULL AND l.expires_at > now() AND "
-        + leases.present_sql("l.owner") + ", false)"
+        " l.owner, l.epoch, l.expires_at, coalesce(" + leases.live_sql("l.") + ", false)"
         " FROM ddbrepl.checkpoints AS c LEFT JOIN ddbrepl.leases AS l"
         "   ON l.stream_arn = c.stream_arn AND l.shard_id = c.shard_id"
         " WHERE c.source_table = %s ORDER BY c.stream_arn, c.finished DESC, c.shard_id", (source_table,)).fetchall()

@@ -43,6 +43,11 @@ class TablePlan:
     def mappings(self) -> tuple[Mapping, ...]:
         return tuple(c.mapping for c in self.converters)
 
+    def needs_items(self, view_type: str | None) -> bool:
+        """Records of a stream with this view carry no new image, and some mapping reads more than the keys: the
+        items must be read from the table (BatchGetItem)."""
+        return view_type in ("KEYS_ONLY", "OLD_IMAGE") and not all(c.keys_suffice for c in self.converters)
+
     @property
     def target_tables(self) -> list[str]:
         out = []

@@ -186,7 +186,7 @@ def complete_items(dynamodb: Callable[[], Any], pairs: Sequence[tuple[TablePlan,
     out = []
     for plan, group in pairs:
         complete = group
-        if group.view_type in ("KEYS_ONLY", "OLD_IMAGE") and not all(c.keys_suffice for c in plan.converters):
+        if plan.needs_items(group.view_type):
             changes = current_items(dynamodb(), group.table, group.changes, plan.mappings[0].source_key)
             complete = replace(group, changes=tuple(changes))
         out.append((plan, complete))

@@ -64,7 +64,7 @@ def prepare(conn: psycopg.Connection[Any], dynamodb: DynamoDBClient, plan: Table
     if start == "latest":
         first = followed.started_at - LATEST_SLACK
         skip_before = first if skip_before is None else max(skip_before, first)
-    needs_items = view in ("KEYS_ONLY", "OLD_IMAGE") and not all(c.keys_suffice for c in plan.converters)
+    needs_items = plan.needs_items(view)
     if needs_items:
         log.info("stream of %s is %s: current items are read with BatchGetItem (consistent)", table, view)
     return Feed(plan=plan, arn=info.stream_arn, view_type=view, key_names=info.key_names, skip_before=skip_before,

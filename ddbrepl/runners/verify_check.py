@@ -21,8 +21,7 @@ from ddbrepl.codec.rows import Converter
 from ddbrepl.mapping.model import DELETED_COLUMN, SYNCED_COLUMN, Child, Column
 from ddbrepl.records import Delete, RawChange, Rejected, Upsert
 from ddbrepl.runners.verify_report import REPORT_KEYS, MappingReport
-from ddbrepl.sink.apply import apply
-from ddbrepl.state.deadletters import to_json
+from ddbrepl.sink.apply import apply, json_ready
 
 CHUNK = 5000
 """Converted rows compared per round trip."""
@@ -33,14 +32,6 @@ def _value(alias: str, column: Column) -> sql.Composable:
     """``alias.column`` as compared: json has no equality operator, its jsonb value has."""
     ref = sql.Identifier(alias, column.name)
     return sql.SQL("{}::jsonb").format(ref) if column.sql_type.base == "json" else ref
-
-
-def _json_ready(values: tuple[Any, ...], json_at: list[int]) -> list[Any]:
-    row = list(values)
-    for i in json_at:
-        if row[i] is not None and not isinstance(row[i], str):
-            row[i] = to_json(row[i])
-    return row
 
 
 class _ChildCheck:
@@ -81,7 +72,7 @@ class _ChildCheck:
                 for rows in op.children:
                     if rows.child == self.number:
                         for row in rows.rows:
-                            copy.write_row([*_json_ready(row, self.json_at), n])
+                            copy.write_row([*json_ready(row, self.json_at), n])
 
 
 class Checker:
@@ -191,7 +182,7 @@ class Checker:
             cur.execute(sql.SQL("TRUNCATE {}").format(self.chunk))
             with cur.copy(self.copy_chunk) as copy:
                 for n, op in enumerate(batch):
-                    copy.write_row([*_json_ready(op.values, self.json_at), n])
+                    copy.write_row([*json_ready(op.values, self.json_at), n])
             with cur.copy(self.copy_seen) as copy:
                 for op in batch:
                     copy.write_row(op.key)

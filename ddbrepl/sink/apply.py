@@ -282,7 +282,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot write a {type(value).__name__} to a json column")
 
 
-def _prepare(values: Sequence[Any], json_at: Sequence[int]) -> list[Any]:
+def json_ready(values: Sequence[Any], json_at: Sequence[int]) -> list[Any]:
     """Render json/jsonb values: a str is JSON text the codec already rendered; anything else is serialised."""
     row = list(values)
     for i in json_at:
@@ -300,7 +300,7 @@ def _stage(cur: psycopg.Cursor[Any], plan: _Plan, batch: Collapsed) -> None:
         if plan.json_at:
             json_at = plan.json_at
             for op in batch.upserts:
-                write([*_prepare(op.values, json_at), op.sequence, upsert])
+                write([*json_ready(op.values, json_at), op.sequence, upsert])
         else:
             for op in batch.upserts:
                 write((*op.values, op.sequence, upsert))
@@ -329,7 +329,7 @@ def _replace_children(cur: psycopg.Cursor[Any], plan: _Plan, upserts: list[Upser
                         continue
                     for row in rows.rows:
                         full = (*parent, *row)
-                        copy.write_row(_prepare(full, child.json_at) if child.json_at else full)
+                        copy.write_row(json_ready(full, child.json_at) if child.json_at else full)
         cur.execute(child.insert, prepare=False)
         written += cur.rowcount
     return written

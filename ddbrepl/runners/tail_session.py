@@ -33,7 +33,7 @@ class ControlSession:
         self.warned = False
 
     def get(self) -> psycopg.Connection[Any] | None:
-        """The open session (announced as this worker), or None while the database is unreachable."""
+        """The open session, or None while the database is unreachable (a new one is announced by :meth:`announce`)."""
         if self.conn is not None and not self.conn.closed and not self.conn.broken:
             return self.conn
         if time.monotonic() < self.next_try:

@@ -16,7 +16,6 @@ sampled, with the reason.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from decimal import Decimal
 from typing import Any
 
 from psycopg import sql
@@ -29,7 +28,6 @@ from ddbrepl.sources.scan import TableInfo
 
 KeyBuilder = Callable[[Sequence[Any]], AttrMap]
 """Values of the inverting columns (in key-attribute order) → the item's key attributes."""
-
 
 
 def _keeps(kind: str, column: Column) -> bool:
@@ -57,10 +55,9 @@ def inverse_key(mapping: Mapping, info: TableInfo) -> tuple[list[Column], KeyBui
     def build(values: Sequence[Any]) -> AttrMap:
         key: dict[str, Any] = {}
         for attr, value in zip(attrs, values, strict=True):
-            if attr.type == "N":
-                key[attr.name] = {"N": str(value if isinstance(value, Decimal) else Decimal(value))}
-            else:
-                key[attr.name] = {attr.type: bytes(value) if attr.type == "B" else value}
+            # N comes back as an int or a Decimal: either prints as DynamoDB reads it; B as bytes or memoryview.
+            kind = attr.type
+            key[attr.name] = {kind: str(value) if kind == "N" else bytes(value) if kind == "B" else value}
         return key
 
     return columns, build
@@ -68,11 +65,11 @@ def inverse_key(mapping: Mapping, info: TableInfo) -> tuple[list[Column], KeyBui
 
 def sample_rows(checker: Checker, columns: list[Column], wanted: int
                 ) -> list[tuple[tuple[Any, ...], tuple[Any, ...]]]:
-    """About ``wanted`` random live rows of the target: (primary key, key attributes rebuilt)."""
+    """About ``wanted`` random live rows of the target: (primary key, values of the inverting ``columns``)."""
     m = checker.conv.mapping
     target = sql.Identifier(m.target.schema, m.target.table)
     conn = checker.conn
-    row = conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (str(target.as_string(conn)),)
+    row = conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (target.as_string(conn),)
                        ).fetchone()
     estimate = float(row[0]) if row else -1.0
     percent = 100.0 if estimate <= 0 else min(100.0, max(0.0001, 300.0 * wanted / estimate))

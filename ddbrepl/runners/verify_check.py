@@ -28,6 +28,16 @@ CHUNK = 5000
 _N = "_ddbrepl_n"
 
 
+def _temp_like(temp: sql.Identifier, columns: sql.Composable, source: sql.Identifier, *, numbered: bool
+               ) -> tuple[sql.Composed, ...]:
+    """A session-temporary table with ``columns`` of ``source`` (their exact types), plus a chunk position column
+    when ``numbered``."""
+    create = sql.SQL("CREATE TEMP TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(temp, columns, source)
+    if not numbered:
+        return (create,)
+    return create, sql.SQL("ALTER TABLE {} ADD COLUMN {} integer").format(temp, sql.Identifier(_N))
+
+
 def _value(alias: str, column: Column) -> sql.Composable:
     """``alias.column`` as compared: json has no equality operator, its jsonb value has."""
     ref = sql.Identifier(alias, column.name)
@@ -46,11 +56,8 @@ class _ChildCheck:
         self.temp = sql.Identifier(f"_ddbrepl_verify_child_{index}_{number}")
         cols = sql.SQL(", ").join(sql.Identifier(c.name) for c in child.columns)
         n = sql.Identifier(_N)
-        self.ddl = (
-            sql.SQL("DROP TABLE IF EXISTS {}").format(self.temp),
-            sql.SQL("CREATE TEMP TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(self.temp, cols, table),
-            sql.SQL("ALTER TABLE {} ADD COLUMN {} integer").format(self.temp, n),
-        )
+        self.ddl = (sql.SQL("DROP TABLE IF EXISTS {}").format(self.temp),
+                    *_temp_like(self.temp, cols, table, numbered=True))
         self.truncate = sql.SQL("TRUNCATE {}").format(self.temp)
         self.copy = sql.SQL("COPY {} ({}, {}) FROM STDIN").format(self.temp, cols, n)
         want = sql.SQL("SELECT w.{}, {} FROM {} AS w").format(
@@ -93,12 +100,9 @@ class Checker:
         self.seen = sql.Identifier(f"_ddbrepl_verify_seen_{index}")
         cols = sql.SQL(", ").join(map(sql.Identifier, self.columns))
         keys = sql.SQL(", ").join(map(sql.Identifier, self.keys))
-        self.ddl = (
-            sql.SQL("DROP TABLE IF EXISTS {}, {}").format(self.chunk, self.seen),
-            sql.SQL("CREATE TEMP TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(self.chunk, cols, target),
-            sql.SQL("ALTER TABLE {} ADD COLUMN {} integer").format(self.chunk, sql.Identifier(_N)),
-            sql.SQL("CREATE TEMP TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(self.seen, keys, target),
-        )
+        self.ddl = (sql.SQL("DROP TABLE IF EXISTS {}, {}").format(self.chunk, self.seen),
+                    *_temp_like(self.chunk, cols, target, numbered=True),
+                    *_temp_like(self.seen, keys, target, numbered=False))
         self.copy_chunk = sql.SQL("COPY {} ({}, {}) FROM STDIN").format(self.chunk, cols, sql.Identifier(_N))
         self.copy_seen = sql.SQL("COPY {} ({}) FROM STDIN").format(self.seen, keys)
         on = sql.SQL(" AND ").join(sql.SQL("t.{0} = c.{0}").format(sql.Identifier(k)) for k in self.keys)

@@ -26,8 +26,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+_CONFIGURED: tuple[int, str] | None = None
+"""The arguments of the last :func:`configure` call in this process."""
+
+
+def configured() -> tuple[int, str] | None:
+    """What :func:`configure` was last called with, to configure a spawned child process the same way."""
+    return _CONFIGURED
+
+
 def configure(verbose: int = 0, fmt: str = "text") -> None:
     """Install one stderr handler on the root logger; quiet the AWS SDK unless -vv."""
+    global _CONFIGURED
+    _CONFIGURED = (verbose, fmt)
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
     handler = logging.StreamHandler()
     if fmt == "json":

@@ -26,6 +26,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from ddbrepl import logs
 from ddbrepl.errors import Fatal
 from ddbrepl.records import ApplyStats
 from ddbrepl.runners.backfill_common import run_workers, tuned_gc
@@ -51,10 +52,12 @@ PR_SET_PDEATHSIG = 1
 """prctl(2) option: the signal this process gets when its parent dies."""
 
 
-def _init(progress: Any, parent: int) -> None:
+def _init(progress: Any, parent: int, logging_setup: tuple[int, str] | None) -> None:
     global _progress
     _progress = progress
     die_with_parent(parent)
+    if logging_setup is not None:  # a spawned child starts with logging unconfigured: log as the parent does
+        logs.configure(*logging_setup)
 
 
 def die_with_parent(parent: int) -> None:
@@ -116,7 +119,7 @@ def run_processes(settings: Settings, table: str, info: ExportInfo, local: FileL
     out = Outcome()
     try:
         with ProcessPoolExecutor(processes - 1, mp_context=ctx, initializer=_init,
-                                 initargs=(progress, os.getpid())) as pool:
+                                 initargs=(progress, os.getpid(), logs.configured())) as pool:
             children: list[Future[ChildResult]] = [
                 pool.submit(load_in_child, settings, table, info, chunk_size, threads) for _ in range(processes - 1)]
             out.finished, out.errors = run_workers(threads, local.run_worker, name="export")

@@ -90,6 +90,7 @@ def backfill_export(settings: Settings, table: str, source: str, *, export_bucke
             _begin_incremental(conn, plan, info, run, restart)
         else:
             _begin_full(conn, plan, info, run, restart)
+        backfills.clear_failures(conn, table)
         run = backfills.get(conn, table)
         assert run is not None
         todo = [s for s in backfills.segments(conn, table) if not s.done]

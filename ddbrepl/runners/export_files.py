@@ -11,8 +11,9 @@ alternative, one transaction per file, would hold row locks on up to millions of
 `tail`) and lose a whole file's work on a kill.
 
 A file that cannot be read (:class:`SourceError`: corrupt or truncated gzip, a bad line, a count that differs
-from the manifest) is recorded in :attr:`FileLoader.failed` with its reason, is not claimed again by this run,
-and the other files go on; its committed chunks stay, and a re-run resumes it where it stopped.
+from the manifest) is recorded in :attr:`FileLoader.failed` with its reason and marked failed in
+``ddbrepl.backfill_segments``, so no loader of this run, in any process, claims it again; the other files go
+on; its committed chunks stay, and a re-run (which clears the marks) resumes it where it stopped.
 
 Incremental exports: a key may change several times in the window, and AWS does not promise that one key's
 changes sit in one file, nor in time order. :func:`latest_changes` reads every file once first and keeps, per
@@ -128,7 +129,7 @@ class FileLoader:
         finished = 0
         table = self.plan.source_table
         with connect(self.settings.require_database(), autocommit=True) as conn:
-            while (seg := backfills.claim_next(conn, table, self.worker, exclude=self.failed)) is not None:
+            while (seg := backfills.claim_next(conn, table, self.worker)) is not None:
                 try:
                     self._load_file(conn, seg)
                     finished += 1
@@ -136,6 +137,8 @@ class FileLoader:
                     with self.lock:
                         self.failed[seg.segment] = str(exc)
                     log.error("%s", exc)
+                    if not conn.closed:
+                        backfills.fail(conn, table, seg.segment, str(exc))
                 finally:
                     if not conn.closed:
                         backfills.release(conn, table, seg.segment)

@@ -10,7 +10,7 @@ that was in flight.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -101,22 +101,31 @@ def try_claim(conn: psycopg.Connection[Any], source_table: str, segment: int) ->
     return Segment(*row)
 
 
-def claim_next(conn: psycopg.Connection[Any], source_table: str, worker: str,
-               exclude: Collection[int] = ()) -> Segment | None:
-    """Claim the first unfinished segment nobody holds, or None when none is left to take; segments in
-    ``exclude`` (e.g. export files that already failed in this run) are passed over."""
+def claim_next(conn: psycopg.Connection[Any], source_table: str, worker: str) -> Segment | None:
+    """Claim the first unfinished segment nobody holds, or None when none is left to take; segments marked
+    failed in this run (:func:`fail`) are passed over."""
     todo = conn.execute(
-        "SELECT segment FROM ddbrepl.backfill_segments WHERE source_table = %s AND NOT done ORDER BY segment",
-        (source_table,)).fetchall()
+        "SELECT segment FROM ddbrepl.backfill_segments WHERE source_table = %s AND NOT done AND error IS NULL "
+        "ORDER BY segment", (source_table,)).fetchall()
     for (segment,) in todo:
-        if segment in exclude:
-            continue
         claimed = try_claim(conn, source_table, segment)
         if claimed is not None:
             conn.execute("UPDATE ddbrepl.backfill_segments SET claimed_by = %s, updated_at = now() "
                          "WHERE source_table = %s AND segment = %s", (worker, source_table, segment))
             return claimed
     return None
+
+
+def fail(conn: psycopg.Connection[Any], source_table: str, segment: int, reason: str) -> None:
+    """Mark a segment (an export file) failed for the rest of this run: no loader of any process claims it again."""
+    conn.execute("UPDATE ddbrepl.backfill_segments SET error = %s, updated_at = now() "
+                 "WHERE source_table = %s AND segment = %s", (reason, source_table, segment))
+
+
+def clear_failures(conn: psycopg.Connection[Any], source_table: str) -> None:
+    """A new invocation retries the segments an earlier one marked failed."""
+    conn.execute("UPDATE ddbrepl.backfill_segments SET error = NULL WHERE source_table = %s AND error IS NOT NULL",
+                 (source_table,))
 
 
 def release(conn: psycopg.Connection[Any], source_table: str, segment: int) -> None:

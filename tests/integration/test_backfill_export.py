@@ -231,6 +231,8 @@ def test_a_bad_file_is_named_the_others_load_and_a_rerun_retries_it(
     assert f"failed: export file s3://{BUCKET}/{bad}" in proc.stdout
     assert ("truncated" if damage == "truncated" else "not valid gzip data") in proc.stdout
     assert "Traceback" not in proc.stderr
+    # Read (and reported) by one loader only, though two processes share the files.
+    assert proc.stderr.count(f"ERROR ddbrepl.runners.export_files: export file s3://{BUCKET}/{bad}") == 1
     done = pg.execute("SELECT name FROM ddbrepl.backfill_segments WHERE done").fetchall()
     assert sorted(r[0] for r in done) == sorted(k for k in layout.data_keys if k != bad)
     assert run_state(pg)[2] is False
